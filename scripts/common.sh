@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Shared set-up steps for scripts/setup.sh and scripts/test.sh. Every step is
+# idempotent: it checks what is already there and only does what is missing.
+set -euo pipefail
+
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_MAJOR=15
+PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+PG_CONFIG="${PG_BIN}/pg_config"
+PGRX_VERSION=0.18.1
+VQ_HOME="${VQ_HOME:-/var/lib/vectorize_quant}"
+DEMO_PGDATA="${VQ_HOME}/demo-pgdata"
+DEMO_PORT="${VQ_DEMO_PORT:-28815}"
+export PATH="${HOME}/.cargo/bin:${PATH}"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# Installs PostgreSQL 15 (server and headers), libclang and sudo from Debian.
+install_system_packages() {
+    local wanted=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} libclang-dev clang sudo python3)
+    local missing=()
+    for p in "${wanted[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}" </dev/null
+    fi
+    # Debian's package may start its own cluster on 5432; we use our own clusters and ports.
+}
+
+# Installs cargo-pgrx at the pinned version and registers PostgreSQL 15 with it.
+install_cargo_pgrx() {
+    if ! cargo pgrx --version 2>/dev/null | grep -q "${PGRX_VERSION}"; then
+        log "installing cargo-pgrx ${PGRX_VERSION} (about 6 minutes)"
+        cargo install cargo-pgrx --version "${PGRX_VERSION}" --locked
+    fi
+    if ! grep -q "pg${PG_MAJOR}" "${HOME}/.pgrx/config.toml" 2>/dev/null; then
+        log "cargo pgrx init --pg${PG_MAJOR} ${PG_CONFIG}"
+        cargo pgrx init --pg${PG_MAJOR} "${PG_CONFIG}"
+    fi
+}
+
+# Builds the extension in release mode and installs it into PostgreSQL 15's directories.
+install_extension() {
+    log "building and installing the extension"
+    (cd "${REPO_DIR}" && cargo pgrx install --release --pg-config "${PG_CONFIG}")
+}
+
+# Runs a command as the postgres user (initdb refuses root).
+as_postgres() {
+    sudo -u postgres -H "$@"
+}
+
+# Creates (if needed) and starts (if stopped) a cluster owned by postgres: DIR PORT [extra postgresql.conf lines].
+start_cluster() {
+    local dir="$1" port="$2"
+    shift 2
+    mkdir -p "$(dirname "${dir}")"
+    chown postgres:postgres "$(dirname "${dir}")"
+    if [ ! -f "${dir}/PG_VERSION" ]; then
+        log "initdb ${dir}"
+        as_postgres "${PG_BIN}/initdb" -D "${dir}" -A trust -U postgres >/dev/null
+        {
+            echo "port = ${port}"
+            echo "listen_addresses = '127.0.0.1'"
+            echo "unix_socket_directories = '/tmp'"
+            for line in "$@"; do echo "${line}"; done
+        } >>"${dir}/postgresql.conf"
+    fi
+    if ! as_postgres "${PG_BIN}/pg_ctl" -D "${dir}" status >/dev/null 2>&1; then
+        as_postgres "${PG_BIN}/pg_ctl" -D "${dir}" -l "${dir}/server.log" -w start >/dev/null
+    fi
+}
+
+# psql against a local cluster on PORT as postgres.
+psql_port() {
+    local port="$1"
+    shift
+    "${PG_BIN}/psql" -X -v ON_ERROR_STOP=1 -h /tmp -p "${port}" -U postgres "$@"
+}

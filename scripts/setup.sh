@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# README command (1): install everything, build and install the extension, start a
+# local PostgreSQL 15 cluster owned by `postgres`, and run the demo. Idempotent.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+install_system_packages
+install_cargo_pgrx
+install_extension
+start_cluster "${DEMO_PGDATA}" "${DEMO_PORT}"
+log "demo on port ${DEMO_PORT} (psql -h /tmp -p ${DEMO_PORT} -U postgres)"
+psql_port "${DEMO_PORT}" -f "${REPO_DIR}/sql/demo.sql"

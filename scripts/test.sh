@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# README command (2): run every test. Installs whatever is missing first. Idempotent.
+#   1. plain `cargo test` of the Postgres-free core (kernels, quantizers, graph, formats)
+#   2. `cargo pgrx test`: in-server tests of the type and the index on a throwaway cluster
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+install_system_packages
+install_cargo_pgrx
+
+cd "${REPO_DIR}"
+summary=()
+status=0
+
+log "core unit tests (cargo test --release --lib)"
+if cargo test --release --lib 2>&1 | tee /tmp/vq-core-tests.log; then
+    summary+=("core: $(grep -E '^test result' /tmp/vq-core-tests.log | tail -1)")
+else
+    status=1
+    summary+=("core: FAILED")
+fi
+
+log "in-server tests (cargo pgrx test pg${PG_MAJOR})"
+TEST_PGDATA="${VQ_HOME}/test-pgdata"
+mkdir -p "${VQ_HOME}"
+chown postgres:postgres "${VQ_HOME}"
+rm -rf "${TEST_PGDATA}"
+if cargo pgrx test "pg${PG_MAJOR}" --release --runas postgres --pgdata "${TEST_PGDATA}" 2>&1 | tee /tmp/vq-pg-tests.log; then
+    summary+=("in-server: $(grep -E '^test result' /tmp/vq-pg-tests.log | tail -1)")
+else
+    status=1
+    summary+=("in-server: FAILED")
+fi
+
+log "summary"
+printf '%s\n' "${summary[@]}"
+passed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' /tmp/vq-core-tests.log /tmp/vq-pg-tests.log | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -hoE '[0-9]+ failed' /tmp/vq-core-tests.log /tmp/vq-pg-tests.log | awk '{s+=$1} END {print s+0}')
+if [ "${status}" -ne 0 ] && [ "${failed}" -eq 0 ]; then failed=1; fi
+echo "${passed} passed, ${failed} failed"
+exit "${status}"

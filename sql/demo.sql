@@ -1,0 +1,23 @@
+-- The README demo: a table of seeded random 128-dim vectors, a qhnsw index, a
+-- nearest-neighbour query, and the index's quantization stats.
+\set ON_ERROR_STOP on
+DROP EXTENSION IF EXISTS vectorize_quant CASCADE;
+CREATE EXTENSION vectorize_quant;
+
+CREATE TABLE items (id bigserial PRIMARY KEY, embedding qvector(128));
+SELECT setseed(0.5);
+INSERT INTO items (embedding)
+SELECT (SELECT array_agg(random() - 0.5)::real[] FROM generate_series(1, 128) WHERE g > 0)
+FROM generate_series(1, 20000) g;
+
+CREATE INDEX items_embedding_idx ON items USING qhnsw (embedding qvector_l2_ops)
+    WITH (quantizer = 'sq8', m = 16, ef_construction = 64);
+
+SET qhnsw.ef_search = 64;
+EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding <-> (SELECT embedding FROM items WHERE id = 1) LIMIT 5;
+SELECT id, round((embedding <-> (SELECT embedding FROM items WHERE id = 1))::numeric, 4) AS distance
+FROM items ORDER BY embedding <-> (SELECT embedding FROM items WHERE id = 1) LIMIT 5;
+
+SELECT pg_size_pretty(pg_relation_size('items_embedding_idx')) AS index_size,
+       pg_size_pretty(count(*) * 128 * 4) AS float4_data
+FROM items;

@@ -1,0 +1,19 @@
+-- The qhnsw index access method and its operator classes.
+
+CREATE FUNCTION qhnsw_handler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME' LANGUAGE C;
+
+CREATE ACCESS METHOD qhnsw TYPE INDEX HANDLER qhnsw_handler;
+COMMENT ON ACCESS METHOD qhnsw IS 'HNSW over quantized codes with exact re-ranking';
+
+CREATE OPERATOR CLASS qvector_l2_ops FOR TYPE qvector USING qhnsw AS
+    OPERATOR 1 <-> (qvector, qvector) FOR ORDER BY float_ops,
+    FUNCTION 1 qvector_l2_squared_distance(qvector, qvector);
+
+CREATE OPERATOR CLASS qvector_ip_ops FOR TYPE qvector USING qhnsw AS
+    OPERATOR 1 <#> (qvector, qvector) FOR ORDER BY float_ops,
+    FUNCTION 1 qvector_negative_inner_product(qvector, qvector);
+
+CREATE OPERATOR CLASS qvector_cosine_ops FOR TYPE qvector USING qhnsw AS
+    OPERATOR 1 <=> (qvector, qvector) FOR ORDER BY float_ops,
+    FUNCTION 1 cosine_distance(qvector, qvector);

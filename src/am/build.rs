@@ -1,0 +1,516 @@
+//! `ambuild` / `ambuildempty`: read the heap, train the quantizer on a bounded seeded
+//! sample, encode every row, build the HNSW graph in memory on all cores (rayon; no
+//! Postgres calls off the main thread), then write meta, quantizer and packed graph
+//! pages and WAL-log them in one pass at the end (like pgvector's in-memory build).
+
+use super::buffer::{add_item, init_page};
+use super::meta::{index_metric, relation_name};
+use super::options::{index_options, QhnswOptions};
+use super::pages::{
+    node_id, set_neighbors, write_element, ElementShape, MetaPage, PageKind, RerankSource,
+    INVALID_NODE, MAX_LEVEL,
+};
+use crate::distance::{self, Metric};
+use crate::fmgr::raise;
+use crate::graph::{HnswParams, InMemoryGraph};
+use crate::quant::{Quantizer, QuantizerConfig, QuantizerKind};
+use crate::types::qvector::qvector_from_datum;
+use pgrx::pg_sys;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Most rows the quantizer is trained on.
+pub const TRAINING_SAMPLE_ROWS: usize = 25_000;
+/// Seed of every random choice in a build (sampling, training, levels).
+pub const BUILD_SEED: u64 = 0x5148_4E57;
+
+/// Rows collected from the heap.
+struct Collected {
+    dims: usize,
+    metric: Metric,
+    tids: Vec<(u32, u16)>,
+    data: Vec<f32>,
+    skipped_zero: usize,
+}
+
+/// Heap-scan callback: copies each non-NULL vector (normalised for cosine).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn collect_row(
+    _index: pg_sys::Relation,
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    // SAFETY: state is the &mut Collected passed to table_index_build_scan; values/isnull have one column.
+    let (state, value) = unsafe {
+        if *isnull {
+            return;
+        }
+        (&mut *(state as *mut Collected), qvector_from_datum(*values))
+    };
+    if state.dims == 0 {
+        state.dims = value.len();
+    }
+    check_row_dims(state.dims, value.len());
+    // SAFETY: tid points to a valid ItemPointerData.
+    let tid = unsafe { item_pointer(&*tid) };
+    let start = state.data.len();
+    state.data.extend_from_slice(value);
+    if state.metric == Metric::Cosine && !normalize(&mut state.data[start..]) {
+        state.data.truncate(start);
+        state.skipped_zero += 1;
+        return;
+    }
+    state.tids.push(tid);
+}
+
+/// ERRORs when a row's dimensions differ from the index's.
+pub fn check_row_dims(expected: usize, got: usize) {
+    if expected != got {
+        raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("expected {expected} dimensions, not {got}"),
+        );
+    }
+}
+
+/// Splits an ItemPointer into (block, offset).
+pub fn item_pointer(tid: &pg_sys::ItemPointerData) -> (u32, u16) {
+    let block = ((tid.ip_blkid.bi_hi as u32) << 16) | tid.ip_blkid.bi_lo as u32;
+    (block, tid.ip_posid)
+}
+
+/// Scales a vector to unit length; false for a zero vector.
+pub fn normalize(v: &mut [f32]) -> bool {
+    let norm = distance::norm_squared(v).sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return false;
+    }
+    v.iter_mut().for_each(|x| *x /= norm);
+    true
+}
+
+/// The typmod (dimensions) of the indexed column, or 0 when unconstrained.
+fn column_dims(index: pg_sys::Relation) -> usize {
+    // SAFETY: an index relation has a tuple descriptor with one attribute here.
+    let typmod = unsafe { (*(*index).rd_att).attrs.as_slice(1)[0].atttypmod };
+    typmod.max(0) as usize
+}
+
+/// Trains the index's quantizer on a seeded sample of the rows.
+pub fn train_quantizer(opts: &QhnswOptions, dims: usize, data: &[f32]) -> Quantizer {
+    let rows = data.len() / dims;
+    let config = QuantizerConfig {
+        kind: opts.quantizer.unwrap_or(QuantizerKind::Sq8),
+        pq_subvectors: opts.pq_subvectors,
+        pq_bits: opts.pq_bits,
+        seed: BUILD_SEED,
+        ..QuantizerConfig::default()
+    };
+    let sample_rows: Vec<usize> = if rows <= TRAINING_SAMPLE_ROWS {
+        (0..rows).collect()
+    } else {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(BUILD_SEED);
+        let mut picked = sample(&mut rng, rows, TRAINING_SAMPLE_ROWS).into_vec();
+        picked.sort_unstable();
+        picked
+    };
+    let mut sample_data = Vec::with_capacity(sample_rows.len() * dims);
+    for r in sample_rows {
+        sample_data.extend_from_slice(&data[r * dims..(r + 1) * dims]);
+    }
+    Quantizer::train(&config, dims, &sample_data).unwrap_or_else(|e| {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("cannot train the quantizer: {e}"),
+        )
+    })
+}
+
+/// Runs the parallel graph build off the main thread, reporting progress by NOTICE.
+fn build_graph(collected: &Collected, params: HnswParams) -> InMemoryGraph {
+    let n = collected.tids.len();
+    let (dims, metric, data) = (collected.dims, collected.metric, &collected.data);
+    let done = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap_or_else(|e| {
+            raise(
+                Code::ERRCODE_INSUFFICIENT_RESOURCES,
+                format!("cannot start build threads: {e}"),
+            )
+        });
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            pool.install(|| {
+                InMemoryGraph::build(
+                    n,
+                    params,
+                    BUILD_SEED,
+                    |a, b| {
+                        distance::metric_distance(
+                            metric,
+                            &data[a as usize * dims..(a as usize + 1) * dims],
+                            &data[b as usize * dims..(b as usize + 1) * dims],
+                        )
+                    },
+                    |count| done.store(count, Ordering::Relaxed),
+                )
+            })
+        });
+        let mut last_notice = Instant::now();
+        while !worker.is_finished() {
+            std::thread::sleep(Duration::from_millis(50));
+            if last_notice.elapsed() >= Duration::from_secs(10) {
+                last_notice = Instant::now();
+                pgrx::notice!(
+                    "qhnsw build: {} of {} nodes linked after {:.0} s",
+                    done.load(Ordering::Relaxed),
+                    n,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        worker
+            .join()
+            .unwrap_or_else(|_| raise(Code::ERRCODE_INTERNAL_ERROR, "qhnsw graph build failed"))
+    })
+}
+
+/// Where each node goes: (block, offset) per node, and the node ids per graph page.
+struct Placement {
+    location: Vec<(u32, u16)>,
+    pages: Vec<std::ops::Range<usize>>,
+}
+
+/// Usable bytes of a graph page.
+fn page_capacity() -> usize {
+    pg_sys::BLCKSZ as usize
+        - std::mem::size_of::<pg_sys::PageHeaderData>()
+        - super::buffer::SPECIAL_BYTES
+}
+
+/// Packs nodes in order into pages starting at `first_block`.
+fn place(graph: &InMemoryGraph, shape: ElementShape, first_block: u32) -> Placement {
+    let mut location = Vec::with_capacity(graph.len());
+    let mut pages = Vec::new();
+    let (mut used, mut start, mut offset) = (0usize, 0usize, 0u16);
+    for id in 0..graph.len() {
+        let need = shape.size(graph.level(id as u32)).div_ceil(8) * 8
+            + std::mem::size_of::<pg_sys::ItemIdData>();
+        if offset > 0 && (used + need > page_capacity() || offset == 255) {
+            pages.push(start..id);
+            start = id;
+            used = 0;
+            offset = 0;
+        }
+        used += need;
+        offset += 1;
+        location.push((first_block + pages.len() as u32, offset));
+    }
+    if start < graph.len() {
+        pages.push(start..graph.len());
+    }
+    Placement { location, pages }
+}
+
+/// Extends the index by one page, initialised as `kind`, and runs `fill` on it (no WAL yet).
+fn write_new_page(index: pg_sys::Relation, kind: PageKind, fill: impl FnOnce(pg_sys::Page)) -> u32 {
+    // SAFETY: during ambuild we hold AccessExclusiveLock-equivalent protection on the new
+    // index; the buffer is pinned and locked while we fill it.
+    unsafe {
+        let buffer = pg_sys::ReadBufferExtended(
+            index,
+            pg_sys::ForkNumber::MAIN_FORKNUM,
+            pg_sys::InvalidBlockNumber,
+            pg_sys::ReadBufferMode::RBM_NORMAL,
+            std::ptr::null_mut(),
+        );
+        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+        let page = pg_sys::BufferGetPage(buffer);
+        init_page(page, kind);
+        fill(page);
+        pg_sys::MarkBufferDirty(buffer);
+        let block = pg_sys::BufferGetBlockNumber(buffer);
+        pg_sys::UnlockReleaseBuffer(buffer);
+        block
+    }
+}
+
+/// Adds an item to a page under construction, or ERRORs (sizes were planned).
+fn must_add(page: pg_sys::Page, bytes: &[u8]) -> u16 {
+    add_item(page, bytes).unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            "qhnsw page overflow during build",
+        )
+    })
+}
+
+/// Writes the quantizer blob over as many pages as it needs; returns (first, count).
+pub fn write_quantizer_pages(index: pg_sys::Relation, blob: &[u8]) -> (u32, u32) {
+    let chunk = page_capacity() - std::mem::size_of::<pg_sys::ItemIdData>() - 8;
+    let mut first = None;
+    let mut count = 0;
+    for part in blob.chunks(chunk) {
+        let block = write_new_page(index, PageKind::Quantizer, |page| {
+            must_add(page, part);
+        });
+        first.get_or_insert(block);
+        count += 1;
+    }
+    (first.unwrap_or(0), count)
+}
+
+/// A build id for process-local caches: distinct per build.
+pub fn new_build_id() -> u64 {
+    // SAFETY: GetCurrentTimestamp and MyProcPid are plain reads.
+    let (ts, pid) = unsafe { (pg_sys::GetCurrentTimestamp(), pg_sys::MyProcPid) };
+    (ts as u64).rotate_left(17) ^ (pid as u64) ^ rand::random::<u64>()
+}
+
+/// WAL-logs every page of the main fork (for permanent relations).
+fn log_all_pages(index: pg_sys::Relation) {
+    // SAFETY: index is open; log_newpage_range reads and logs its pages.
+    unsafe {
+        if (*(*index).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
+        {
+            let blocks =
+                pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+            pg_sys::log_newpage_range(index, pg_sys::ForkNumber::MAIN_FORKNUM, 0, blocks, true);
+        }
+    }
+}
+
+/// Warns when the build's memory exceeds maintenance_work_mem (it still finishes in memory).
+fn check_memory(collected: &Collected, code_len: usize, m: usize) {
+    let n = collected.tids.len();
+    let bytes = collected.data.len() * 4 + n * (code_len + 16 + 4 * 3 * m);
+    // SAFETY: maintenance_work_mem is a plain GUC integer (kB).
+    let limit = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
+    if bytes > limit {
+        pgrx::pg_sys::panic::ErrorReport::new(
+            Code::ERRCODE_SUCCESSFUL_COMPLETION,
+            format!(
+                "qhnsw build of {n} rows uses about {} MB of memory, more than maintenance_work_mem ({} MB)",
+                bytes >> 20,
+                limit >> 20
+            ),
+            "qhnsw_build",
+        )
+        .set_detail("The build continues in memory.")
+        .set_hint("Increase maintenance_work_mem to keep builds within their budget.")
+        .report(pgrx::pg_sys::elog::PgLogLevel::NOTICE);
+    }
+}
+
+/// `ambuild`.
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambuild(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    index_info: *mut pg_sys::IndexInfo,
+) -> *mut pg_sys::IndexBuildResult {
+    let opts = index_options(index);
+    let metric = index_metric(index);
+    let mut collected = Collected {
+        dims: column_dims(index),
+        metric,
+        tids: Vec::new(),
+        data: Vec::new(),
+        skipped_zero: 0,
+    };
+    // SAFETY: standard heap scan for index builds; the callback receives &mut collected.
+    let heap_tuples = unsafe {
+        pg_sys::table_index_build_scan(
+            heap,
+            index,
+            index_info,
+            true,
+            true,
+            Some(collect_row),
+            &mut collected as *mut Collected as *mut std::ffi::c_void,
+            std::ptr::null_mut(),
+        )
+    };
+    if collected.skipped_zero > 0 {
+        pgrx::notice!(
+            "qhnsw index \"{}\" skipped {} zero vectors: cosine distance is undefined for them",
+            relation_name(index),
+            collected.skipped_zero
+        );
+    }
+    let index_tuples = write_index(index, &opts, &collected);
+    // SAFETY: palloc a result struct for the caller.
+    unsafe {
+        let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>())
+            as *mut pg_sys::IndexBuildResult;
+        (*result).heap_tuples = heap_tuples;
+        (*result).index_tuples = index_tuples as f64;
+        result
+    }
+}
+
+/// Trains, encodes, builds the graph and writes every page; returns the node count.
+fn write_index(index: pg_sys::Relation, opts: &QhnswOptions, collected: &Collected) -> usize {
+    let n = collected.tids.len();
+    let dims = collected.dims;
+    let kind = opts.quantizer.unwrap_or(QuantizerKind::Sq8);
+    let mut meta = MetaPage {
+        dims: dims as u32,
+        metric: collected.metric,
+        quantizer: kind,
+        rerank: opts.rerank,
+        m: opts.m as u16,
+        ef_construction: opts.ef_construction as u16,
+        code_len: 0,
+        entry_node: INVALID_NODE,
+        entry_level: 0,
+        quantizer_first: 0,
+        quantizer_blocks: 0,
+        quantizer_bytes: 0,
+        insert_page: 0,
+        node_count: 0,
+        build_id: new_build_id(),
+    };
+    if n == 0 {
+        // Nothing to train on: the first inserts train the quantizer (see insert.rs).
+        write_new_page(index, PageKind::Meta, |page| {
+            must_add(page, &meta.encode());
+        });
+        log_all_pages(index);
+        return 0;
+    }
+    let quantizer = train_quantizer(opts, dims, &collected.data);
+    let code_len = quantizer.code_len();
+    check_memory(collected, code_len, opts.m);
+    let codes: Vec<u8> = collected
+        .data
+        .par_chunks(dims)
+        .flat_map_iter(|row| quantizer.encode_to_vec(row))
+        .collect();
+    let graph = build_graph(collected, HnswParams::new(opts.m, opts.ef_construction));
+    let blob = quantizer.to_bytes();
+    let shape = ElementShape {
+        m: opts.m,
+        code_len,
+        dims,
+        float16_copy: opts.rerank == RerankSource::Float16,
+    };
+
+    // Block 0 is the meta page; quantizer pages follow; then graph pages.
+    let quantizer_blocks = blob
+        .len()
+        .div_ceil(page_capacity() - std::mem::size_of::<pg_sys::ItemIdData>() - 8)
+        as u32;
+    let placement = place(&graph, shape, 1 + quantizer_blocks);
+    let id_of = |node: u32| {
+        let (block, offset) = placement.location[node as usize];
+        node_id(block, offset)
+    };
+    let (entry, entry_level) = graph.entry_point().expect("non-empty graph");
+    meta.code_len = code_len as u32;
+    meta.entry_node = id_of(entry);
+    meta.entry_level = entry_level.min(MAX_LEVEL) as u8;
+    meta.quantizer_first = 1;
+    meta.quantizer_blocks = quantizer_blocks;
+    meta.quantizer_bytes = blob.len() as u32;
+    meta.insert_page = placement.location.last().map(|l| l.0).unwrap_or(0);
+    meta.node_count = n as u64;
+
+    write_new_page(index, PageKind::Meta, |page| {
+        must_add(page, &meta.encode());
+    });
+    let (first, count) = write_quantizer_pages(index, &blob);
+    debug_assert_eq!((first, count), (1, quantizer_blocks));
+    let mut element = Vec::new();
+    let mut neighbors = Vec::new();
+    for range in &placement.pages {
+        write_new_page(index, PageKind::Graph, |page| {
+            for id in range.clone() {
+                let level = graph.level(id as u32);
+                element.resize(shape.size(level), 0);
+                let float16: Option<Vec<half::f16>> = shape.float16_copy.then(|| {
+                    collected.data[id * dims..(id + 1) * dims]
+                        .iter()
+                        .map(|v| half::f16::from_f32(*v))
+                        .collect()
+                });
+                write_element(
+                    &mut element,
+                    shape,
+                    level,
+                    collected.tids[id],
+                    &codes[id * code_len..(id + 1) * code_len],
+                    float16.as_deref(),
+                );
+                for layer in 0..=level {
+                    neighbors.clear();
+                    neighbors.extend(
+                        graph
+                            .neighbor_slice(id as u32, layer)
+                            .iter()
+                            .map(|&nb| id_of(nb)),
+                    );
+                    set_neighbors(&mut element, shape, layer, &neighbors);
+                }
+                let offset = must_add(page, &element);
+                debug_assert_eq!(offset, placement.location[id].1);
+            }
+        });
+    }
+    log_all_pages(index);
+    n
+}
+
+/// `ambuildempty`: the init fork of an UNLOGGED index (an empty meta page).
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
+    let opts = index_options(index);
+    let meta = MetaPage {
+        dims: column_dims(index) as u32,
+        metric: index_metric(index),
+        quantizer: opts.quantizer.unwrap_or(QuantizerKind::Sq8),
+        rerank: opts.rerank,
+        m: opts.m as u16,
+        ef_construction: opts.ef_construction as u16,
+        code_len: 0,
+        entry_node: INVALID_NODE,
+        entry_level: 0,
+        quantizer_first: 0,
+        quantizer_blocks: 0,
+        quantizer_bytes: 0,
+        insert_page: 0,
+        node_count: 0,
+        build_id: new_build_id(),
+    };
+    // SAFETY: the init fork is new and ours; log_newpage_buffer WAL-logs the page.
+    unsafe {
+        let buffer = pg_sys::ReadBufferExtended(
+            index,
+            pg_sys::ForkNumber::INIT_FORKNUM,
+            pg_sys::InvalidBlockNumber,
+            pg_sys::ReadBufferMode::RBM_NORMAL,
+            std::ptr::null_mut(),
+        );
+        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+        let page = pg_sys::BufferGetPage(buffer);
+        init_page(page, PageKind::Meta);
+        must_add(page, &meta.encode());
+        pg_sys::MarkBufferDirty(buffer);
+        pg_sys::log_newpage_buffer(buffer, true);
+        pg_sys::UnlockReleaseBuffer(buffer);
+    }
+}

@@ -1,0 +1,46 @@
+//! `amcostestimate`: make the planner use qhnsw for `ORDER BY distance LIMIT k`, and
+//! never for anything else (there is nothing else it can answer).
+
+use super::options::EF_SEARCH;
+use pgrx::pg_sys;
+
+/// Cost that keeps the planner away from a path.
+const DISABLE_COST: f64 = 1.0e10;
+
+/// `amcostestimate`.
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amcostestimate(
+    _root: *mut pg_sys::PlannerInfo,
+    path: *mut pg_sys::IndexPath,
+    _loop_count: f64,
+    startup: *mut pg_sys::Cost,
+    total: *mut pg_sys::Cost,
+    selectivity: *mut pg_sys::Selectivity,
+    correlation: *mut f64,
+    pages: *mut f64,
+) {
+    // SAFETY: the planner passes valid out-pointers and a valid path.
+    unsafe {
+        *selectivity = 1.0;
+        *correlation = 0.0;
+        if (*path).indexorderbys.is_null() {
+            *startup = DISABLE_COST;
+            *total = DISABLE_COST;
+            *pages = 0.0;
+            return;
+        }
+        let info = (*path).indexinfo;
+        let tuples = (*info).tuples.max(1.0);
+        let index_pages = ((*info).pages as f64).max(1.0);
+        let ef = EF_SEARCH.get().max(1) as f64;
+        // A search visits roughly ef * 2m nodes on layer 0 plus a descent of log(n) steps.
+        let visited = (ef * 32.0 + tuples.ln() * 16.0).min(tuples);
+        let per_page = (tuples / index_pages).max(1.0);
+        let pages_read = (visited / per_page).min(index_pages).max(1.0);
+        let cost = visited * pg_sys::cpu_operator_cost * 2.0
+            + pages_read * pg_sys::random_page_cost * 0.25;
+        *startup = cost;
+        *total = cost + ef * pg_sys::cpu_index_tuple_cost;
+        *pages = pages_read;
+    }
+}

@@ -1,0 +1,153 @@
+//! The HNSW graph over index pages: `SearchGraph` / `GraphWrite` implemented with
+//! the page guards, so scans and inserts run the same algorithms (src/graph) as the
+//! in-memory build. Each access locks one page at a time (share for reads, exclusive
+//! plus GenericXLog for writes), so no lock ordering between pages can deadlock.
+
+use super::buffer::{raise_corrupt, PageRead, PageWrite};
+use super::pages::{node_location, set_neighbors, ElementRef, ElementShape, MetaPage, PageKind};
+use crate::graph::{prune_neighbor_list, Candidate, GraphWrite, SearchGraph};
+use crate::quant::{Estimator, Quantizer};
+use pgrx::pg_sys;
+
+/// Element shape of an index from its meta page.
+pub fn shape_of(meta: &MetaPage) -> ElementShape {
+    ElementShape {
+        m: meta.m as usize,
+        code_len: meta.code_len as usize,
+        dims: meta.dims as usize,
+        float16_copy: meta.rerank == super::pages::RerankSource::Float16,
+    }
+}
+
+/// Runs `f` on a node's element under a share lock.
+pub fn with_element<R>(
+    index: pg_sys::Relation,
+    shape: ElementShape,
+    id: u32,
+    f: impl FnOnce(&ElementRef) -> R,
+) -> R {
+    let (block, offset) = node_location(id);
+    let page = PageRead::new(index, block, PageKind::Graph);
+    match ElementRef::parse(page.item(offset), shape) {
+        Ok(element) => f(&element),
+        Err(e) => raise_corrupt(index, block, &e),
+    }
+}
+
+/// A query's view of the graph on pages: distances are quantized estimates.
+pub struct PageGraph<'q> {
+    /// The index.
+    pub index: pg_sys::Relation,
+    /// Element layout.
+    pub shape: ElementShape,
+    /// Entry point and its level.
+    pub entry: Option<(u32, usize)>,
+    /// Estimator of the query against codes.
+    pub estimator: Estimator<'q>,
+    /// The quantizer (for code-to-code distances while inserting).
+    pub quantizer: &'q Quantizer,
+    /// Distances computed so far.
+    pub distances: u64,
+}
+
+impl SearchGraph for PageGraph<'_> {
+    type Id = u32;
+
+    fn entry_point(&mut self) -> Option<(u32, usize)> {
+        self.entry
+    }
+
+    fn neighbors(&mut self, id: u32, layer: usize, out: &mut Vec<u32>) {
+        with_element(self.index, self.shape, id, |e| {
+            if layer <= e.level() {
+                out.extend(e.neighbors(layer));
+            }
+        });
+    }
+
+    fn distance(&mut self, id: u32) -> f32 {
+        self.distances += 1;
+        let estimator = &self.estimator;
+        with_element(self.index, self.shape, id, |e| estimator.distance(e.code()))
+    }
+}
+
+impl GraphWrite for PageGraph<'_> {
+    fn pair_distance(&mut self, a: u32, b: u32) -> f32 {
+        let code_a = with_element(self.index, self.shape, a, |e| e.code().to_vec());
+        let metric = self.estimator.metric();
+        let quantizer = self.quantizer;
+        with_element(self.index, self.shape, b, |e| {
+            quantizer.code_distance(metric, &code_a, e.code())
+        })
+    }
+
+    fn set_neighbors(&mut self, id: u32, layer: usize, neighbors: &[u32]) {
+        let (block, offset) = node_location(id);
+        let mut page = PageWrite::new(self.index, block, PageKind::Graph);
+        set_neighbors(page.item_mut(offset), self.shape, layer, neighbors);
+        page.commit();
+    }
+
+    fn set_entry_point(&mut self, id: u32, level: usize) {
+        let mut meta = super::meta::read_meta(self.index);
+        if meta.entry_node == super::pages::INVALID_NODE || level > meta.entry_level as usize {
+            meta.entry_node = id;
+            meta.entry_level = level as u8;
+            super::meta::write_meta(self.index, &meta);
+        }
+        self.entry = Some((meta.entry_node, meta.entry_level as usize));
+    }
+
+    /// Adds `new` to `id`'s list: appended under one exclusive lock when there is room;
+    /// otherwise pruned with Algorithm 4 from a snapshot, then written only if the list
+    /// did not change meanwhile (retrying a few times), so concurrent inserts never
+    /// overwrite each other's links blindly.
+    fn add_back_link(
+        &mut self,
+        id: u32,
+        layer: usize,
+        new: u32,
+        distance: f32,
+        max_neighbors: usize,
+    ) {
+        let (block, offset) = node_location(id);
+        for _attempt in 0..4 {
+            let snapshot: Vec<u32> = {
+                let mut page = PageWrite::new(self.index, block, PageKind::Graph);
+                let element = match ElementRef::parse(page.item_mut(offset), self.shape) {
+                    Ok(e) => e.neighbors(layer).collect::<Vec<u32>>(),
+                    Err(e) => raise_corrupt(self.index, block, &e),
+                };
+                if element.contains(&new) {
+                    return;
+                }
+                if element.len() < max_neighbors {
+                    let mut list = element;
+                    list.push(new);
+                    set_neighbors(page.item_mut(offset), self.shape, layer, &list);
+                    page.commit();
+                    return;
+                }
+                element
+            };
+            let pruned = prune_neighbor_list(
+                id,
+                &snapshot,
+                Candidate { id: new, distance },
+                max_neighbors,
+                |a, b| self.pair_distance(a, b),
+            );
+            let mut page = PageWrite::new(self.index, block, PageKind::Graph);
+            let current: Vec<u32> = match ElementRef::parse(page.item_mut(offset), self.shape) {
+                Ok(e) => e.neighbors(layer).collect(),
+                Err(e) => raise_corrupt(self.index, block, &e),
+            };
+            if current == snapshot {
+                set_neighbors(page.item_mut(offset), self.shape, layer, &pruned);
+                page.commit();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! The in-memory HNSW graph and its parallel build.
+//!
+//! Design:
+//! - Levels are drawn up front from a seeded ChaCha rng, so a build is reproducible.
+//! - While building, each node's lists sit behind their own `parking_lot::RwLock`;
+//!   every node is inserted with the generic Algorithm 1 ([`insert_node_with`])
+//!   through a [`GraphWrite`] view whose `add_back_link` does the
+//!   read-append-or-prune-write under the target's write lock (no lost updates).
+//!   Only one lock is held at a time, so there is no lock ordering to get wrong.
+//! - The entry point sits behind a mutex. An insert reads it and releases it, except
+//!   when the new node's level is above the current top: then it keeps the mutex for
+//!   its whole insertion and publishes itself at the end (rare, ~log n times).
+//! - With one rayon thread the nodes are inserted in id order (deterministic); with
+//!   more, in parallel with per-thread scratch buffers.
+//! - Pruning can, rarely, drop every incoming link of a node. After the inserts a
+//!   repair pass finds nodes unreachable from the entry point on layer 0 and links
+//!   each from its nearest reachable node (into a free slot, or replacing a neighbour
+//!   that has other incoming links), so a finished build is fully connected.
+//! - Once built, the lists are frozen into one flat `u32` array (per node: for each
+//!   layer a length word and `max_neighbors(layer)` slots), which is compact and
+//!   cache-friendly for searching and for writing index pages.
+
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+use parking_lot::{Mutex, RwLock};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::insert::{insert_node_with, prune_neighbor_list};
+use super::search::{knn_search_with, SearchScratch};
+use super::visited::{DenseVisited, VisitedSet};
+use super::{random_level, Candidate, GraphWrite, HnswParams, SearchGraph};
+
+/// How many inserted nodes between two progress reports.
+const PROGRESS_INTERVAL: usize = 1024;
+
+/// Per-node neighbour lists during the build: `[layer] -> list`.
+type LockedLinks = RwLock<Vec<Vec<u32>>>;
+
+/// An HNSW graph held in memory, built in parallel with rayon (per-node locks on neighbour lists, Algorithm 1 for every node).
+#[derive(Clone, Debug)]
+pub struct InMemoryGraph {
+    params: HnswParams,
+    entry: Option<(u32, usize)>,
+    levels: Vec<u8>,
+    /// Start of each node's block in `links` (`offsets[n]` is the total length).
+    offsets: Vec<usize>,
+    /// Per node and layer: a length word followed by `max_neighbors(layer)` slots.
+    links: Vec<u32>,
+}
+
+/// The `GraphWrite` view used by one insertion during the build.
+struct BuildView<'s, D> {
+    links: &'s [LockedLinks],
+    distance: &'s D,
+    /// The node being inserted.
+    inserting: u32,
+    /// Entry point read when this insertion started.
+    entry: Option<(u32, usize)>,
+    /// Entry point this insertion wants to publish.
+    new_entry: Option<(u32, usize)>,
+}
+
+impl<D: Fn(u32, u32) -> f32> SearchGraph for BuildView<'_, D> {
+    type Id = u32;
+
+    /// The entry point snapshot.
+    fn entry_point(&mut self) -> Option<(u32, usize)> {
+        self.entry
+    }
+
+    /// Copies the list under a read lock.
+    fn neighbors(&mut self, id: u32, layer: usize, out: &mut Vec<u32>) {
+        let node = self.links[id as usize].read();
+        if let Some(list) = node.get(layer) {
+            out.extend_from_slice(list);
+        }
+    }
+
+    /// Distance from the node being inserted.
+    fn distance(&mut self, id: u32) -> f32 {
+        (self.distance)(self.inserting, id)
+    }
+}
+
+impl<D: Fn(u32, u32) -> f32> GraphWrite for BuildView<'_, D> {
+    /// Distance between two nodes.
+    fn pair_distance(&mut self, a: u32, b: u32) -> f32 {
+        (self.distance)(a, b)
+    }
+
+    /// Replaces a list under the write lock.
+    fn set_neighbors(&mut self, id: u32, layer: usize, neighbors: &[u32]) {
+        let mut node = self.links[id as usize].write();
+        let list = &mut node[layer];
+        list.clear();
+        list.extend_from_slice(neighbors);
+    }
+
+    /// Remembers the new entry point (published by the build loop, which holds the entry mutex).
+    fn set_entry_point(&mut self, id: u32, level: usize) {
+        self.new_entry = Some((id, level));
+    }
+
+    /// Appends or prunes under the target's write lock, so concurrent back-links are never lost.
+    fn add_back_link(
+        &mut self,
+        id: u32,
+        layer: usize,
+        new_neighbor: u32,
+        distance: f32,
+        max_neighbors: usize,
+    ) {
+        let pair_distance = self.distance;
+        let mut node = self.links[id as usize].write();
+        let list = &mut node[layer];
+        if list.contains(&new_neighbor) {
+            return;
+        }
+        if list.len() < max_neighbors {
+            list.push(new_neighbor);
+            return;
+        }
+        let new = Candidate {
+            id: new_neighbor,
+            distance,
+        };
+        *list = prune_neighbor_list(id, list, new, max_neighbors, pair_distance);
+    }
+}
+
+/// Marks in `reached` every node reachable over layer 0 from `start`, returning how many were newly marked.
+fn mark_reachable(locked: &[LockedLinks], start: u32, reached: &mut [bool]) -> usize {
+    if reached[start as usize] {
+        return 0;
+    }
+    reached[start as usize] = true;
+    let mut stack = vec![start];
+    let mut marked = 0;
+    while let Some(node) = stack.pop() {
+        marked += 1;
+        let links = locked[node as usize].read();
+        for &neighbor in &links[0] {
+            if !reached[neighbor as usize] {
+                reached[neighbor as usize] = true;
+                stack.push(neighbor);
+            }
+        }
+    }
+    marked
+}
+
+/// Links every node unreachable over layer 0 from its nearest reachable node (sequential, deterministic).
+fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
+    locked: &[LockedLinks],
+    entry: (u32, usize),
+    params: &HnswParams,
+    distance: &D,
+) {
+    let n = locked.len();
+    let mut reached = vec![false; n];
+    if mark_reachable(locked, entry.0, &mut reached) == n {
+        return;
+    }
+    let mut in_degree = vec![0u32; n];
+    for links in locked {
+        for &neighbor in &links.read()[0] {
+            in_degree[neighbor as usize] += 1;
+        }
+    }
+    let capacity = params.m0();
+    let mut visited = DenseVisited::with_capacity(n);
+    let mut scratch = SearchScratch::new();
+    for orphan in 0..n as u32 {
+        if reached[orphan as usize] {
+            continue;
+        }
+        let mut view = BuildView {
+            links: locked,
+            distance,
+            inserting: orphan,
+            entry: Some(entry),
+            new_entry: None,
+        };
+        let ef = params.ef_construction.max(capacity);
+        let nearest = knn_search_with(&mut view, ef, &mut visited, &mut scratch);
+        let hosts: Vec<u32> = nearest
+            .iter()
+            .map(|candidate| candidate.id)
+            .filter(|&host| host != orphan && reached[host as usize])
+            .collect();
+        // Prefer a free slot in the nearest host that has one.
+        let mut linked = false;
+        for &host in &hosts {
+            let mut links = locked[host as usize].write();
+            if links[0].len() < capacity {
+                links[0].push(orphan);
+                linked = true;
+                break;
+            }
+        }
+        // Otherwise replace, in the nearest host, the neighbour with the most incoming links.
+        if !linked {
+            for &host in &hosts {
+                let mut links = locked[host as usize].write();
+                let list = &mut links[0];
+                let replaceable = list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &neighbor)| in_degree[neighbor as usize] >= 2)
+                    .max_by_key(|(_, &neighbor)| in_degree[neighbor as usize])
+                    .map(|(slot, _)| slot);
+                if let Some(slot) = replaceable {
+                    in_degree[list[slot] as usize] -= 1;
+                    list[slot] = orphan;
+                    linked = true;
+                    break;
+                }
+            }
+        }
+        if linked {
+            in_degree[orphan as usize] += 1;
+            mark_reachable(locked, orphan, &mut reached);
+        }
+    }
+    visited.clear();
+}
+
+impl InMemoryGraph {
+    /// Builds the graph over `n` nodes with ids 0..n (levels drawn from `seed`); `distance(a,b)` is the symmetric construction distance; `progress` gets the count of nodes done now and then.
+    pub fn build(
+        n: usize,
+        params: HnswParams,
+        seed: u64,
+        distance: impl Fn(u32, u32) -> f32 + Sync,
+        progress: impl Fn(usize) + Sync,
+    ) -> InMemoryGraph {
+        assert!(
+            n <= u32::MAX as usize,
+            "InMemoryGraph holds at most u32::MAX nodes"
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let levels: Vec<u8> = (0..n)
+            .map(|_| random_level(&params, &mut rng) as u8)
+            .collect();
+        let locked: Vec<LockedLinks> = levels
+            .iter()
+            .map(|&level| {
+                RwLock::new(
+                    (0..=level as usize)
+                        .map(|layer| Vec::with_capacity(params.max_neighbors(layer)))
+                        .collect(),
+                )
+            })
+            .collect();
+        let entry: Mutex<Option<(u32, usize)>> = Mutex::new(None);
+        let done = AtomicUsize::new(0);
+
+        let insert_one = |id: u32, visited: &mut DenseVisited, scratch: &mut SearchScratch<u32>| {
+            let level = levels[id as usize] as usize;
+            let entry_guard = entry.lock();
+            let snapshot = *entry_guard;
+            let raises_top = snapshot.is_none_or(|(_, top)| level > top);
+            let held_entry = if raises_top {
+                Some(entry_guard)
+            } else {
+                drop(entry_guard);
+                None
+            };
+            let mut view = BuildView {
+                links: &locked,
+                distance: &distance,
+                inserting: id,
+                entry: snapshot,
+                new_entry: None,
+            };
+            insert_node_with(&mut view, id, level, &params, visited, scratch);
+            if let (Some(mut guard), Some(new_entry)) = (held_entry, view.new_entry) {
+                *guard = Some(new_entry);
+            }
+            let finished = done.fetch_add(1, AtomicOrdering::Relaxed) + 1;
+            if finished.is_multiple_of(PROGRESS_INTERVAL) || finished == n {
+                progress(finished);
+            }
+        };
+
+        let threads = rayon::current_num_threads();
+        if threads <= 1 {
+            let mut visited = DenseVisited::with_capacity(n);
+            let mut scratch = SearchScratch::new();
+            for id in 0..n as u32 {
+                insert_one(id, &mut visited, &mut scratch);
+            }
+        } else {
+            // One scratch slot per worker (plus one for callers outside the pool); each
+            // slot's mutex is only ever taken by its own thread, so it never contends.
+            let slots: Vec<Mutex<(DenseVisited, SearchScratch<u32>)>> = (0..=threads)
+                .map(|_| Mutex::new((DenseVisited::with_capacity(n), SearchScratch::new())))
+                .collect();
+            (0..n as u32).into_par_iter().for_each(|id| {
+                let slot =
+                    rayon::current_thread_index().map_or(threads, |index| index.min(threads));
+                let mut buffers = slots[slot].lock();
+                let (visited, scratch) = &mut *buffers;
+                insert_one(id, visited, scratch);
+            });
+        }
+
+        let entry = entry.into_inner();
+        if let Some(entry) = entry {
+            repair_layer0_reachability(&locked, entry, &params, &distance);
+        }
+        let lists: Vec<Vec<Vec<u32>>> = locked.into_iter().map(RwLock::into_inner).collect();
+        Self::freeze(params, entry, levels, &lists)
+    }
+
+    /// Packs per-node lists into the flat layout.
+    fn freeze(
+        params: HnswParams,
+        entry: Option<(u32, usize)>,
+        levels: Vec<u8>,
+        lists: &[Vec<Vec<u32>>],
+    ) -> InMemoryGraph {
+        let mut offsets = Vec::with_capacity(levels.len() + 1);
+        let mut total = 0usize;
+        for &level in &levels {
+            offsets.push(total);
+            total += Self::block_len(&params, level as usize);
+        }
+        offsets.push(total);
+        let mut links = vec![0u32; total];
+        for (node, node_lists) in lists.iter().enumerate() {
+            for (layer, list) in node_lists.iter().enumerate() {
+                let start = offsets[node] + Self::layer_offset(&params, layer);
+                let capacity = params.max_neighbors(layer);
+                let count = list.len().min(capacity);
+                links[start] = count as u32;
+                links[start + 1..start + 1 + count].copy_from_slice(&list[..count]);
+            }
+        }
+        InMemoryGraph {
+            params,
+            entry,
+            levels,
+            offsets,
+            links,
+        }
+    }
+
+    /// Words taken by a node of `level` in the flat layout.
+    fn block_len(params: &HnswParams, level: usize) -> usize {
+        1 + params.m0() + level * (1 + params.m)
+    }
+
+    /// Offset of `layer`'s length word within a node's block.
+    fn layer_offset(params: &HnswParams, layer: usize) -> usize {
+        if layer == 0 {
+            0
+        } else {
+            1 + params.m0() + (layer - 1) * (1 + params.m)
+        }
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// True if the graph has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.levels.is_empty()
+    }
+
+    /// The entry point and its level (`None` when empty).
+    pub fn entry_point(&self) -> Option<(u32, usize)> {
+        self.entry
+    }
+
+    /// Top level of node `id`.
+    pub fn level(&self, id: u32) -> usize {
+        self.levels[id as usize] as usize
+    }
+
+    /// The neighbours of `id` on `layer` as a slice (empty above its level).
+    pub fn neighbor_slice(&self, id: u32, layer: usize) -> &[u32] {
+        if layer > self.level(id) {
+            return &[];
+        }
+        let start = self.offsets[id as usize] + Self::layer_offset(&self.params, layer);
+        let count = self.links[start] as usize;
+        &self.links[start + 1..start + 1 + count]
+    }
+
+    /// The neighbours of `id` on `layer` (a copy).
+    pub fn neighbors(&self, id: u32, layer: usize) -> Vec<u32> {
+        self.neighbor_slice(id, layer).to_vec()
+    }
+
+    /// The parameters the graph was built with.
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    /// Counts the nodes reachable from the entry point over layer 0 (a connectivity check).
+    pub fn layer0_reachable_count(&self) -> usize {
+        let Some((entry, _)) = self.entry else {
+            return 0;
+        };
+        let mut seen = vec![false; self.len()];
+        let mut stack = vec![entry];
+        seen[entry as usize] = true;
+        let mut count = 0;
+        while let Some(node) = stack.pop() {
+            count += 1;
+            for &neighbor in self.neighbor_slice(node, 0) {
+                if !seen[neighbor as usize] {
+                    seen[neighbor as usize] = true;
+                    stack.push(neighbor);
+                }
+            }
+        }
+        count
+    }
+
+    /// A SearchGraph view with a query distance closure.
+    pub fn searcher<F: FnMut(u32) -> f32>(&self, query_distance: F) -> InMemorySearch<'_, F> {
+        InMemorySearch {
+            graph: self,
+            query_distance,
+        }
+    }
+}
+
+/// A read-only search view of an [`InMemoryGraph`] with its own query.
+pub struct InMemorySearch<'a, F> {
+    graph: &'a InMemoryGraph,
+    query_distance: F,
+}
+
+impl<F: FnMut(u32) -> f32> SearchGraph for InMemorySearch<'_, F> {
+    type Id = u32;
+
+    /// The graph's entry point.
+    fn entry_point(&mut self) -> Option<(u32, usize)> {
+        self.graph.entry
+    }
+
+    /// Appends the frozen list.
+    #[inline]
+    fn neighbors(&mut self, id: u32, layer: usize, out: &mut Vec<u32>) {
+        out.extend_from_slice(self.graph.neighbor_slice(id, layer));
+    }
+
+    /// Distance from the query.
+    #[inline]
+    fn distance(&mut self, id: u32) -> f32 {
+        (self.query_distance)(id)
+    }
+}

@@ -1,0 +1,322 @@
+//! Algorithm 1 (INSERT), generic over [`GraphWrite`], plus a simple in-memory
+//! `GraphWrite` ([`VecGraph`]) that runs it exactly as the page code will.
+//!
+//! Design:
+//! - The new node is stored by the caller (with its level and empty lists) before
+//!   `insert_node` runs; the implementor's query distance is the distance to it.
+//! - Upper layers above the node's level are descended greedily; on each layer from
+//!   `min(level, top)` down to 0 a beam of `ef_construction` is searched (Algorithm 2),
+//!   up to `max_neighbors(layer)` neighbours are picked with Algorithm 4 (`2m` on layer
+//!   0 like pgvector, which gives better-connected graphs than the paper's `m`), and
+//!   the whole beam seeds the next layer.
+//! - Back-links go through `GraphWrite::add_back_link`, whose default is the
+//!   read-prune-write [`connect_back_link`]; storages with concurrent writers
+//!   override it to do that under one lock (the in-memory build does).
+//! - Equal distances are ordered by a per-base pseudo-random key before selection,
+//!   so groups of identical vectors link to random members instead of all to the
+//!   smallest ids (which would leave the others without incoming links).
+
+use std::hash::Hash;
+
+use super::search::{greedy_descent, search_layer_with, Scored, SearchScratch};
+use super::select::select_neighbors_heuristic;
+use super::visited::{tie_break_key, DenseVisited, IdHashSet, VisitedSet};
+use super::{Candidate, GraphWrite, HnswParams, SearchGraph};
+
+/// Sorts candidates of `base` by distance, breaking ties with a pseudo-random per-base key.
+pub(crate) fn sort_for_selection<Id: Copy + Hash>(base: Id, candidates: &mut [Candidate<Id>]) {
+    candidates.sort_unstable_by(|a, b| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then_with(|| tie_break_key(base, a.id).cmp(&tie_break_key(base, b.id)))
+    });
+}
+
+/// Algorithm 1 for one new node `id` already stored with its level (its query distance = distance to itself's vector, held by the implementor): finds neighbours per layer with search_layer(ef_construction), selects with Algorithm 4, writes its lists, adds back-links (pruning overflowing lists with Algorithm 4), and raises the entry point if its level is higher.
+pub fn insert_node<G: GraphWrite>(g: &mut G, id: G::Id, level: usize, params: &HnswParams) {
+    let mut visited = IdHashSet::default();
+    let mut scratch = SearchScratch::new();
+    insert_node_with(g, id, level, params, &mut visited, &mut scratch);
+}
+
+/// Algorithm 1 with a caller-provided visited set and reused search buffers.
+pub fn insert_node_with<G: GraphWrite, V: VisitedSet<G::Id>>(
+    g: &mut G,
+    id: G::Id,
+    level: usize,
+    params: &HnswParams,
+    visited: &mut V,
+    scratch: &mut SearchScratch<G::Id>,
+) {
+    let Some((entry, top)) = g.entry_point() else {
+        g.set_entry_point(id, level);
+        return;
+    };
+    if entry == id {
+        return;
+    }
+    let salt = tie_break_key(id, id);
+    let mut nearest = Scored::new(g.distance(entry), entry, salt);
+    if top > level {
+        nearest = greedy_descent(g, nearest, top, level + 1, &mut scratch.neighbors, salt);
+    }
+    scratch.tie_salt = salt;
+    let mut entries = vec![Candidate::from(nearest)];
+    let mut selected_ids = Vec::new();
+    for layer in (0..=level.min(top)).rev() {
+        visited.clear();
+        let mut found =
+            search_layer_with(g, &entries, params.ef_construction, layer, visited, scratch);
+        found.retain(|candidate| candidate.id != id);
+        add_neighbors_of_duplicates(g, id, layer, &mut found, params.m, &mut scratch.neighbors);
+        sort_for_selection(id, &mut found);
+        let max_neighbors = params.max_neighbors(layer);
+        let selected =
+            select_neighbors_heuristic(&found, max_neighbors, |a, b| g.pair_distance(a, b), false);
+        selected_ids.clear();
+        selected_ids.extend(selected.iter().map(|candidate| candidate.id));
+        g.set_neighbors(id, layer, &selected_ids);
+        for neighbor in &selected {
+            g.add_back_link(neighbor.id, layer, id, neighbor.distance, max_neighbors);
+        }
+        if !found.is_empty() {
+            entries = found;
+        }
+    }
+    if level > top {
+        g.set_entry_point(id, level);
+    }
+}
+
+/// When the beam holds exact duplicates of the new node, adds their neighbours (up to `max_duplicates` of them) as candidates.
+///
+/// A beam inside a large group of identical vectors sees only the group (everything
+/// else is farther), so without this late members would link only to each other and
+/// the group would become a trap for searches. A duplicate's neighbours are exactly
+/// as far from the new node as from the duplicate, so they are the right way out.
+fn add_neighbors_of_duplicates<G: GraphWrite>(
+    g: &mut G,
+    id: G::Id,
+    layer: usize,
+    found: &mut Vec<Candidate<G::Id>>,
+    max_duplicates: usize,
+    buffer: &mut Vec<G::Id>,
+) {
+    let duplicates: Vec<G::Id> = found
+        .iter()
+        .filter(|candidate| candidate.distance == 0.0)
+        .map(|candidate| candidate.id)
+        .take(max_duplicates)
+        .collect();
+    if duplicates.is_empty() {
+        return;
+    }
+    let mut known: IdHashSet<G::Id> = found.iter().map(|candidate| candidate.id).collect();
+    known.insert(id);
+    for duplicate in duplicates {
+        buffer.clear();
+        g.neighbors(duplicate, layer, buffer);
+        for &neighbor in buffer.iter() {
+            if known.insert(neighbor) {
+                let distance = g.distance(neighbor);
+                found.push(Candidate {
+                    id: neighbor,
+                    distance,
+                });
+            }
+        }
+    }
+}
+
+/// Algorithm 4 applied to an overflowing list: `base`'s `existing` neighbours plus `new` (at its distance from `base`), cut to `max_neighbors`.
+pub fn prune_neighbor_list<Id: Copy + Hash>(
+    base: Id,
+    existing: &[Id],
+    new: Candidate<Id>,
+    max_neighbors: usize,
+    mut pair_distance: impl FnMut(Id, Id) -> f32,
+) -> Vec<Id> {
+    let mut candidates: Vec<Candidate<Id>> = existing
+        .iter()
+        .map(|&neighbor| Candidate {
+            id: neighbor,
+            distance: pair_distance(base, neighbor),
+        })
+        .collect();
+    candidates.push(new);
+    sort_for_selection(base, &mut candidates);
+    select_neighbors_heuristic(&candidates, max_neighbors, &mut pair_distance, false)
+        .into_iter()
+        .map(|candidate| candidate.id)
+        .collect()
+}
+
+/// Default back-link: reads `id`'s list on `layer`, appends `new_neighbor` or prunes with Algorithm 4, and writes it back if it changed.
+pub fn connect_back_link<G: GraphWrite + ?Sized>(
+    g: &mut G,
+    id: G::Id,
+    layer: usize,
+    new_neighbor: G::Id,
+    distance: f32,
+    max_neighbors: usize,
+) {
+    let mut list = Vec::new();
+    g.neighbors(id, layer, &mut list);
+    if list.contains(&new_neighbor) {
+        return;
+    }
+    if list.len() < max_neighbors {
+        list.push(new_neighbor);
+        g.set_neighbors(id, layer, &list);
+        return;
+    }
+    let new = Candidate {
+        id: new_neighbor,
+        distance,
+    };
+    let pruned = prune_neighbor_list(id, &list, new, max_neighbors, |a, b| g.pair_distance(a, b));
+    if pruned != list {
+        g.set_neighbors(id, layer, &pruned);
+    }
+}
+
+/// A single-threaded in-memory graph built node by node with the generic [`insert_node`]; `pair_distance(a, b)` gives distances between nodes.
+pub struct VecGraph<D> {
+    /// `links[node][layer]` is a neighbour list; a node has `level + 1` layers.
+    links: Vec<Vec<Vec<u32>>>,
+    entry: Option<(u32, usize)>,
+    pair_distance: D,
+    /// The node being inserted (the query of `SearchGraph::distance`).
+    inserting: u32,
+    visited: DenseVisited,
+    scratch: SearchScratch<u32>,
+}
+
+impl<D: FnMut(u32, u32) -> f32> VecGraph<D> {
+    /// Creates an empty graph.
+    pub fn new(pair_distance: D) -> Self {
+        VecGraph {
+            links: Vec::new(),
+            entry: None,
+            pair_distance,
+            inserting: 0,
+            visited: DenseVisited::default(),
+            scratch: SearchScratch::new(),
+        }
+    }
+
+    /// Stores node `len()` with `level` and links it with Algorithm 1; returns its id.
+    pub fn insert(&mut self, level: usize, params: &HnswParams) -> u32 {
+        let id = u32::try_from(self.links.len()).expect("VecGraph holds at most u32::MAX nodes");
+        self.links.push(vec![Vec::new(); level + 1]);
+        self.inserting = id;
+        let mut visited = std::mem::take(&mut self.visited);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        insert_node_with(self, id, level, params, &mut visited, &mut scratch);
+        self.visited = visited;
+        self.scratch = scratch;
+        id
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    /// True if there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// Top level of node `id`.
+    pub fn level(&self, id: u32) -> usize {
+        self.links[id as usize].len() - 1
+    }
+
+    /// The neighbour list of `id` on `layer` (empty above its level).
+    pub fn neighbor_list(&self, id: u32, layer: usize) -> &[u32] {
+        self.links[id as usize]
+            .get(layer)
+            .map_or(&[][..], |list| list.as_slice())
+    }
+
+    /// The entry point and its level.
+    pub fn entry(&self) -> Option<(u32, usize)> {
+        self.entry
+    }
+
+    /// A SearchGraph view with a query distance closure.
+    pub fn searcher<F: FnMut(u32) -> f32>(&self, query_distance: F) -> VecGraphSearch<'_, D, F> {
+        VecGraphSearch {
+            graph: self,
+            query_distance,
+        }
+    }
+}
+
+impl<D: FnMut(u32, u32) -> f32> SearchGraph for VecGraph<D> {
+    type Id = u32;
+
+    /// The entry point.
+    fn entry_point(&mut self) -> Option<(u32, usize)> {
+        self.entry
+    }
+
+    /// Appends the stored list.
+    fn neighbors(&mut self, id: u32, layer: usize, out: &mut Vec<u32>) {
+        if let Some(list) = self.links[id as usize].get(layer) {
+            out.extend_from_slice(list);
+        }
+    }
+
+    /// Distance from the node being inserted.
+    fn distance(&mut self, id: u32) -> f32 {
+        (self.pair_distance)(self.inserting, id)
+    }
+}
+
+impl<D: FnMut(u32, u32) -> f32> GraphWrite for VecGraph<D> {
+    /// Distance between two nodes.
+    fn pair_distance(&mut self, a: u32, b: u32) -> f32 {
+        (self.pair_distance)(a, b)
+    }
+
+    /// Replaces a list.
+    fn set_neighbors(&mut self, id: u32, layer: usize, neighbors: &[u32]) {
+        let list = &mut self.links[id as usize][layer];
+        list.clear();
+        list.extend_from_slice(neighbors);
+    }
+
+    /// Records the entry point.
+    fn set_entry_point(&mut self, id: u32, level: usize) {
+        self.entry = Some((id, level));
+    }
+}
+
+/// A read-only search view of a [`VecGraph`] with its own query.
+pub struct VecGraphSearch<'a, D, F> {
+    graph: &'a VecGraph<D>,
+    query_distance: F,
+}
+
+impl<D, F: FnMut(u32) -> f32> SearchGraph for VecGraphSearch<'_, D, F> {
+    type Id = u32;
+
+    /// The graph's entry point.
+    fn entry_point(&mut self) -> Option<(u32, usize)> {
+        self.graph.entry
+    }
+
+    /// Appends the stored list.
+    fn neighbors(&mut self, id: u32, layer: usize, out: &mut Vec<u32>) {
+        if let Some(list) = self.graph.links[id as usize].get(layer) {
+            out.extend_from_slice(list);
+        }
+    }
+
+    /// Distance from the query.
+    fn distance(&mut self, id: u32) -> f32 {
+        (self.query_distance)(id)
+    }
+}

@@ -1,0 +1,41 @@
+//! vectorize_quant: quantized HNSW vector search for PostgreSQL.
+//!
+//! The Postgres-free core (`distance`, `quant`, `graph`, `datagen`, the text and
+//! binary formats in `types`) is plain Rust, tested by `cargo test` and measured by
+//! criterion; everything touching Postgres lives in `fmgr`, `types` and `am`.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod am;
+pub mod datagen;
+pub mod distance;
+pub mod fmgr;
+pub mod graph;
+pub mod quant;
+pub mod types;
+
+pgrx::pg_module_magic!();
+
+pgrx::extension_sql_file!("../sql/qvector.sql", name = "qvector", bootstrap);
+pgrx::extension_sql_file!("../sql/qhnsw.sql", name = "qhnsw", requires = ["qvector"]);
+
+/// Called when the library is loaded: registers GUCs and index options.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    am::options::init();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests;
+
+/// Settings for `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    /// Runs once before the tests.
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// Extra postgresql.conf lines for the test cluster.
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

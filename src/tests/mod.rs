@@ -1,0 +1,33 @@
+//! In-server tests (`cargo pgrx test`): SQL behaviour of the type and the index.
+
+mod types;
+
+use pgrx::prelude::*;
+
+/// Runs `sql` and returns `"SQLSTATE: message"` of the error it raises, or `"no error"`.
+pub fn error_of(sql: &str) -> String {
+    ensure_error_helper();
+    Spi::get_one_with_args::<String>("SELECT vq_test_error_of($1)", &[sql.into()])
+        .expect("SPI")
+        .expect("not null")
+}
+
+/// Creates the PL/pgSQL helper that traps an error in a subtransaction.
+fn ensure_error_helper() {
+    Spi::run(
+        "CREATE OR REPLACE FUNCTION vq_test_error_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+         BEGIN EXECUTE sql; RETURN 'no error';
+         EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
+    )
+    .expect("create helper");
+}
+
+/// Returns the single text value of a query.
+pub fn text_of(sql: &str) -> String {
+    Spi::get_one::<String>(sql).expect("SPI").expect("not null")
+}
+
+/// Returns the single float8 value of a query.
+pub fn f64_of(sql: &str) -> f64 {
+    Spi::get_one::<f64>(sql).expect("SPI").expect("not null")
+}
