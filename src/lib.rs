@@ -24,9 +24,19 @@ pub extern "C-unwind" fn _PG_init() {
     am::options::init();
 }
 
+/// In-server tests (`cargo pgrx test`); the bodies live in src/tests/*.rs.
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]
-mod tests;
+mod tests {
+    use crate::datagen::{embeddings_like, exact_knn, queries_like, recall_at};
+    use crate::distance::Metric;
+    use crate::types::text::format_vector;
+    use pgrx::prelude::*;
+
+    include!("tests/support.rs");
+    include!("tests/types.rs");
+    include!("tests/index.rs");
+}
 
 /// Settings for `cargo pgrx test`.
 #[cfg(test)]

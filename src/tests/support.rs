@@ -1,8 +1,6 @@
-//! In-server tests (`cargo pgrx test`): SQL behaviour of the type and the index.
+// In-server tests (`cargo pgrx test`): SQL behaviour of the type and the index.
 
-mod types;
 
-use pgrx::prelude::*;
 
 /// Runs `sql` and returns `"SQLSTATE: message"` of the error it raises, or `"no error"`.
 pub fn error_of(sql: &str) -> String {
@@ -30,4 +28,17 @@ pub fn text_of(sql: &str) -> String {
 /// Returns the single float8 value of a query.
 pub fn f64_of(sql: &str) -> f64 {
     Spi::get_one::<f64>(sql).expect("SPI").expect("not null")
+}
+
+/// Runs `sql` and returns the HINT of the error it raises (empty if none).
+pub fn hint_of(sql: &str) -> String {
+    Spi::run(
+        "CREATE OR REPLACE FUNCTION vq_test_hint_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+         DECLARE h text; BEGIN EXECUTE sql; RETURN '';
+         EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT; RETURN h; END $$",
+    )
+    .expect("create helper");
+    Spi::get_one_with_args::<String>("SELECT vq_test_hint_of($1)", &[sql.into()])
+        .expect("SPI")
+        .unwrap_or_default()
 }
