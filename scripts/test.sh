@@ -8,12 +8,13 @@ install_system_packages
 install_cargo_pgrx
 
 cd "${REPO_DIR}"
+LOG_DIR="$(mktemp -d)"
 summary=()
 status=0
 
 log "core unit tests (cargo test --release --lib)"
-if cargo test --release --lib 2>&1 | tee /tmp/vq-core-tests.log; then
-    summary+=("core: $(grep -E '^test result' /tmp/vq-core-tests.log | tail -1)")
+if cargo test --release --lib 2>&1 | tee "${LOG_DIR}/core.log"; then
+    summary+=("core: $(grep -E '^test result' "${LOG_DIR}/core.log" | tail -1)")
 else
     status=1
     summary+=("core: FAILED")
@@ -24,8 +25,8 @@ TEST_PGDATA="${VQ_HOME}/test-pgdata"
 mkdir -p "${VQ_HOME}"
 chown postgres:postgres "${VQ_HOME}"
 rm -rf "${TEST_PGDATA}"
-if cargo pgrx test "pg${PG_MAJOR}" --release --runas postgres --pgdata "${TEST_PGDATA}" 2>&1 | tee /tmp/vq-pg-tests.log; then
-    summary+=("in-server: $(grep -E '^test result' /tmp/vq-pg-tests.log | tail -1)")
+if cargo pgrx test "pg${PG_MAJOR}" --release --runas postgres --pgdata "${TEST_PGDATA}" 2>&1 | tee "${LOG_DIR}/pg.log"; then
+    summary+=("in-server: $(grep -E '^test result' "${LOG_DIR}/pg.log" | tail -1)")
 else
     status=1
     summary+=("in-server: FAILED")
@@ -33,8 +34,8 @@ fi
 
 log "summary"
 printf '%s\n' "${summary[@]}"
-passed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' /tmp/vq-core-tests.log /tmp/vq-pg-tests.log | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -hoE '[0-9]+ failed' /tmp/vq-core-tests.log /tmp/vq-pg-tests.log | awk '{s+=$1} END {print s+0}')
+passed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' "${LOG_DIR}/core.log" "${LOG_DIR}/pg.log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -hoE '[0-9]+ failed' "${LOG_DIR}/core.log" "${LOG_DIR}/pg.log" | awk '{s+=$1} END {print s+0}')
 if [ "${status}" -ne 0 ] && [ "${failed}" -eq 0 ]; then failed=1; fi
 echo "${passed} passed, ${failed} failed"
 exit "${status}"

@@ -16,8 +16,8 @@ pub struct PageSpecial {
     pub kind: u16,
     /// PAGE_MAGIC.
     pub magic: u16,
-    /// Reserved.
-    pub unused: u32,
+    /// Low 32 bits of the build id of the graph this page belongs to (0 otherwise).
+    pub build_tag: u32,
 }
 
 /// Size of the special space.
@@ -171,8 +171,8 @@ impl PageWrite {
         guard
     }
 
-    /// Extends the relation by one page, initialised as `kind`, locked for writing.
-    pub fn extend(rel: pg_sys::Relation, kind: PageKind) -> PageWrite {
+    /// Extends the relation by one page, initialised as `kind` with `tag`, locked for writing.
+    pub fn extend(rel: pg_sys::Relation, kind: PageKind, tag: u32) -> PageWrite {
         // SAFETY: the relation extension lock serialises concurrent extenders.
         let buffer = unsafe {
             pg_sys::LockRelationForExtension(rel, pg_sys::ExclusiveLock as i32);
@@ -182,7 +182,7 @@ impl PageWrite {
             buffer
         };
         let guard = Self::start(rel, buffer, pg_sys::GENERIC_XLOG_FULL_IMAGE as i32);
-        init_page(guard.page, kind);
+        init_page(guard.page, kind, tag);
         guard
     }
 
@@ -259,17 +259,48 @@ impl Drop for PageWrite {
     }
 }
 
-/// Initialises a page of the given kind with our special space.
-pub fn init_page(page: pg_sys::Page, kind: PageKind) {
+/// Initialises a page of the given kind and build tag with our special space.
+pub fn init_page(page: pg_sys::Page, kind: PageKind, build_tag: u32) {
     // SAFETY: page points to BLCKSZ writable bytes.
     unsafe {
         pg_sys::PageInit(page, pg_sys::BLCKSZ as usize, SPECIAL_BYTES);
-        *(pg_sys::PageGetSpecialPointer(page) as *mut PageSpecial) = PageSpecial {
-            kind: kind as u16,
-            magic: PAGE_MAGIC,
-            unused: 0,
-        };
+        *(pg_sys::PageGetSpecialPointer(page) as *mut PageSpecial) =
+            PageSpecial { kind: kind as u16, magic: PAGE_MAGIC, build_tag };
     }
+}
+
+/// Reads the special space of a block: its kind and build tag, or None if it is not one of ours.
+pub fn page_identity(rel: pg_sys::Relation, block: u32) -> Option<(PageKind, u32)> {
+    let buffer = read_buffer(rel, block);
+    // SAFETY: pinned and share-locked while reading the special space.
+    unsafe {
+        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
+        let page = pg_sys::BufferGetPage(buffer);
+        let header = page as *const pg_sys::PageHeaderData;
+        let ours = !pg_sys::PageIsNew(page)
+            && (*header).pd_special as usize + SPECIAL_BYTES == pg_sys::BLCKSZ as usize;
+        let identity = if ours {
+            let s = *(pg_sys::PageGetSpecialPointer(page) as *const PageSpecial);
+            PageKind::from_u16(s.kind).filter(|_| s.magic == PAGE_MAGIC).map(|k| (k, s.build_tag))
+        } else {
+            None
+        };
+        pg_sys::UnlockReleaseBuffer(buffer);
+        identity
+    }
+}
+
+/// Blocks in the main fork.
+pub fn block_count(rel: pg_sys::Relation) -> u32 {
+    // SAFETY: rel is open.
+    unsafe { pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM) }
+}
+
+/// Graph pages of the current build, in block order.
+pub fn graph_blocks(rel: pg_sys::Relation, build_tag: u32) -> Vec<u32> {
+    (1..block_count(rel))
+        .filter(|&b| page_identity(rel, b) == Some((PageKind::Graph, build_tag)))
+        .collect()
 }
 
 /// Appends an item to a page, returning its offset, or None if it does not fit.

@@ -3,17 +3,17 @@
 //! Postgres calls off the main thread), then write meta, quantizer and packed graph
 //! pages and WAL-log them in one pass at the end (like pgvector's in-memory build).
 
-use super::buffer::{add_item, init_page};
-use super::meta::{index_metric, relation_name};
+use super::buffer::{add_item, block_count, init_page, PageWrite};
+use super::meta::{index_metric, relation_name, META_BLOCK};
 use super::options::{index_options, QhnswOptions};
 use super::pages::{
     node_id, set_neighbors, write_element, ElementShape, MetaPage, PageKind, RerankSource,
-    INVALID_NODE, MAX_LEVEL,
+    INVALID_NODE, MAX_LEVEL, META_BYTES,
 };
 use crate::distance::{self, Metric};
 use crate::fmgr::raise;
 use crate::graph::{HnswParams, InMemoryGraph};
-use crate::quant::{Quantizer, QuantizerConfig, QuantizerKind};
+use crate::quant::{FlatQuantizer, Quantizer, QuantizerConfig, QuantizerKind};
 use crate::types::qvector::qvector_from_datum;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
@@ -28,13 +28,18 @@ pub const TRAINING_SAMPLE_ROWS: usize = 25_000;
 /// Seed of every random choice in a build (sampling, training, levels).
 pub const BUILD_SEED: u64 = 0x5148_4E57;
 
-/// Rows collected from the heap.
-struct Collected {
-    dims: usize,
-    metric: Metric,
-    tids: Vec<(u32, u16)>,
-    data: Vec<f32>,
-    skipped_zero: usize,
+/// Rows to index: heap TIDs and their vectors (normalised for cosine).
+pub struct Collected {
+    /// Dimensions.
+    pub dims: usize,
+    /// Metric of the index.
+    pub metric: Metric,
+    /// Heap TIDs.
+    pub tids: Vec<(u32, u16)>,
+    /// Row-major vectors.
+    pub data: Vec<f32>,
+    /// Zero vectors skipped under cosine.
+    pub skipped_zero: usize,
 }
 
 /// Heap-scan callback: copies each non-NULL vector (normalised for cosine).
@@ -226,10 +231,26 @@ fn place(graph: &InMemoryGraph, shape: ElementShape, first_block: u32) -> Placem
     Placement { location, pages }
 }
 
-/// Extends the index by one page, initialised as `kind`, and runs `fill` on it (no WAL yet).
-fn write_new_page(index: pg_sys::Relation, kind: PageKind, fill: impl FnOnce(pg_sys::Page)) -> u32 {
-    // SAFETY: during ambuild we hold AccessExclusiveLock-equivalent protection on the new
-    // index; the buffer is pinned and locked while we fill it.
+/// How a build writes its new pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageSink {
+    /// CREATE INDEX / REINDEX: plain buffer writes, all pages WAL-logged at the end.
+    Build,
+    /// A rebuild inside a live index: every page is a GenericXLog full-page record.
+    Logged,
+}
+
+/// Extends the index by one page of `kind` and `tag`, runs `fill` on it, and returns its block.
+fn write_new_page(index: pg_sys::Relation, sink: PageSink, kind: PageKind, tag: u32, fill: impl FnOnce(pg_sys::Page)) -> u32 {
+    if sink == PageSink::Logged {
+        let page = PageWrite::extend(index, kind, tag);
+        fill(page.page());
+        let block = page.block();
+        page.commit();
+        return block;
+    }
+    // SAFETY: during ambuild nobody else uses the new index; the buffer is pinned and
+    // locked while we fill it, and log_all_pages WAL-logs it afterwards.
     unsafe {
         let buffer = pg_sys::ReadBufferExtended(
             index,
@@ -240,7 +261,7 @@ fn write_new_page(index: pg_sys::Relation, kind: PageKind, fill: impl FnOnce(pg_
         );
         pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
         let page = pg_sys::BufferGetPage(buffer);
-        init_page(page, kind);
+        init_page(page, kind, tag);
         fill(page);
         pg_sys::MarkBufferDirty(buffer);
         let block = pg_sys::BufferGetBlockNumber(buffer);
@@ -249,23 +270,42 @@ fn write_new_page(index: pg_sys::Relation, kind: PageKind, fill: impl FnOnce(pg_
     }
 }
 
-/// Adds an item to a page under construction, or ERRORs (sizes were planned).
-fn must_add(page: pg_sys::Page, bytes: &[u8]) -> u16 {
-    add_item(page, bytes).unwrap_or_else(|| {
-        raise(
-            Code::ERRCODE_INTERNAL_ERROR,
-            "qhnsw page overflow during build",
-        )
-    })
+/// Overwrites the meta item of block 0 without WAL (build only: logged with the rest).
+fn put_meta_unlogged(index: pg_sys::Relation, meta: &MetaPage) {
+    // SAFETY: block 0 exists (written first by the build); nobody else uses the index yet.
+    unsafe {
+        let buffer = pg_sys::ReadBufferExtended(
+            index,
+            pg_sys::ForkNumber::MAIN_FORKNUM,
+            META_BLOCK,
+            pg_sys::ReadBufferMode::RBM_NORMAL,
+            std::ptr::null_mut(),
+        );
+        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+        let page = pg_sys::BufferGetPage(buffer);
+        let item = pg_sys::PageGetItem(page, pg_sys::PageGetItemId(page, 1)) as *mut u8;
+        std::ptr::copy_nonoverlapping(meta.encode().as_ptr(), item, META_BYTES);
+        pg_sys::MarkBufferDirty(buffer);
+        pg_sys::UnlockReleaseBuffer(buffer);
+    }
 }
 
-/// Writes the quantizer blob over as many pages as it needs; returns (first, count).
-pub fn write_quantizer_pages(index: pg_sys::Relation, blob: &[u8]) -> (u32, u32) {
-    let chunk = page_capacity() - std::mem::size_of::<pg_sys::ItemIdData>() - 8;
+/// Adds an item to a page under construction, or ERRORs (sizes were planned).
+fn must_add(page: pg_sys::Page, bytes: &[u8]) -> u16 {
+    add_item(page, bytes).unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "qhnsw page overflow during build"))
+}
+
+/// Largest quantizer chunk stored on one page.
+fn quantizer_chunk() -> usize {
+    page_capacity() - std::mem::size_of::<pg_sys::ItemIdData>() - 8
+}
+
+/// Writes the quantizer blob over as many new pages as it needs; returns (first, count).
+fn write_quantizer_pages(index: pg_sys::Relation, sink: PageSink, tag: u32, blob: &[u8]) -> (u32, u32) {
     let mut first = None;
     let mut count = 0;
-    for part in blob.chunks(chunk) {
-        let block = write_new_page(index, PageKind::Quantizer, |page| {
+    for part in blob.chunks(quantizer_chunk()) {
+        let block = write_new_page(index, sink, PageKind::Quantizer, tag, |page| {
             must_add(page, part);
         });
         first.get_or_insert(block);
@@ -274,30 +314,33 @@ pub fn write_quantizer_pages(index: pg_sys::Relation, blob: &[u8]) -> (u32, u32)
     (first.unwrap_or(0), count)
 }
 
-/// A build id for process-local caches: distinct per build.
+/// A build id for process-local caches and page tags: distinct per build.
 pub fn new_build_id() -> u64 {
     // SAFETY: GetCurrentTimestamp and MyProcPid are plain reads.
     let (ts, pid) = unsafe { (pg_sys::GetCurrentTimestamp(), pg_sys::MyProcPid) };
-    (ts as u64).rotate_left(17) ^ (pid as u64) ^ rand::random::<u64>()
+    let id = (ts as u64).rotate_left(17) ^ (pid as u64) ^ rand::random::<u64>();
+    if id as u32 == 0 {
+        id | 1
+    } else {
+        id
+    }
 }
 
 /// WAL-logs every page of the main fork (for permanent relations).
 fn log_all_pages(index: pg_sys::Relation) {
     // SAFETY: index is open; log_newpage_range reads and logs its pages.
     unsafe {
-        if (*(*index).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
-        {
-            let blocks =
-                pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+        if (*(*index).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char {
+            let blocks = pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
             pg_sys::log_newpage_range(index, pg_sys::ForkNumber::MAIN_FORKNUM, 0, blocks, true);
         }
     }
 }
 
 /// Warns when the build's memory exceeds maintenance_work_mem (it still finishes in memory).
-fn check_memory(collected: &Collected, code_len: usize, m: usize) {
-    let n = collected.tids.len();
-    let bytes = collected.data.len() * 4 + n * (code_len + 16 + 4 * 3 * m);
+fn check_memory(rows: &Collected, code_len: usize, m: usize) {
+    let n = rows.tids.len();
+    let bytes = rows.data.len() * 4 + n * (code_len + 16 + 4 * 3 * m);
     // SAFETY: maintenance_work_mem is a plain GUC integer (kB).
     let limit = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
     if bytes > limit {
@@ -325,13 +368,8 @@ pub unsafe extern "C-unwind" fn ambuild(
 ) -> *mut pg_sys::IndexBuildResult {
     let opts = index_options(index);
     let metric = index_metric(index);
-    let mut collected = Collected {
-        dims: column_dims(index),
-        metric,
-        tids: Vec::new(),
-        data: Vec::new(),
-        skipped_zero: 0,
-    };
+    let mut collected =
+        Collected { dims: column_dims(index), metric, tids: Vec::new(), data: Vec::new(), skipped_zero: 0 };
     // SAFETY: standard heap scan for index builds; the callback receives &mut collected.
     let heap_tuples = unsafe {
         pg_sys::table_index_build_scan(
@@ -352,136 +390,32 @@ pub unsafe extern "C-unwind" fn ambuild(
             collected.skipped_zero
         );
     }
-    let index_tuples = write_index(index, &opts, &collected);
+    let mut meta = empty_meta(&opts, collected.dims, metric);
+    write_new_page(index, PageSink::Build, PageKind::Meta, 0, |page| {
+        must_add(page, &meta.encode());
+    });
+    if collected.tids.is_empty() {
+        meta = start_staging(index, PageSink::Build, meta);
+    } else {
+        let quantizer = train_quantizer(&opts, collected.dims, &collected.data);
+        meta = write_graph(index, PageSink::Build, &opts, &quantizer, &collected, meta);
+    }
+    put_meta_unlogged(index, &meta);
+    log_all_pages(index);
     // SAFETY: palloc a result struct for the caller.
     unsafe {
-        let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>())
-            as *mut pg_sys::IndexBuildResult;
+        let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>()) as *mut pg_sys::IndexBuildResult;
         (*result).heap_tuples = heap_tuples;
-        (*result).index_tuples = index_tuples as f64;
+        (*result).index_tuples = collected.tids.len() as f64;
         result
     }
 }
 
-/// Trains, encodes, builds the graph and writes every page; returns the node count.
-fn write_index(index: pg_sys::Relation, opts: &QhnswOptions, collected: &Collected) -> usize {
-    let n = collected.tids.len();
-    let dims = collected.dims;
-    let kind = opts.quantizer.unwrap_or(QuantizerKind::Sq8);
-    let mut meta = MetaPage {
+/// The meta page of an index with no rows and no quantizer yet.
+pub fn empty_meta(opts: &QhnswOptions, dims: usize, metric: Metric) -> MetaPage {
+    MetaPage {
         dims: dims as u32,
-        metric: collected.metric,
-        quantizer: kind,
-        rerank: opts.rerank,
-        m: opts.m as u16,
-        ef_construction: opts.ef_construction as u16,
-        code_len: 0,
-        entry_node: INVALID_NODE,
-        entry_level: 0,
-        quantizer_first: 0,
-        quantizer_blocks: 0,
-        quantizer_bytes: 0,
-        insert_page: 0,
-        node_count: 0,
-        build_id: new_build_id(),
-    };
-    if n == 0 {
-        // Nothing to train on: the first inserts train the quantizer (see insert.rs).
-        write_new_page(index, PageKind::Meta, |page| {
-            must_add(page, &meta.encode());
-        });
-        log_all_pages(index);
-        return 0;
-    }
-    let quantizer = train_quantizer(opts, dims, &collected.data);
-    let code_len = quantizer.code_len();
-    check_memory(collected, code_len, opts.m);
-    let codes: Vec<u8> = collected
-        .data
-        .par_chunks(dims)
-        .flat_map_iter(|row| quantizer.encode_to_vec(row))
-        .collect();
-    let graph = build_graph(collected, HnswParams::new(opts.m, opts.ef_construction));
-    let blob = quantizer.to_bytes();
-    let shape = ElementShape {
-        m: opts.m,
-        code_len,
-        dims,
-        float16_copy: opts.rerank == RerankSource::Float16,
-    };
-
-    // Block 0 is the meta page; quantizer pages follow; then graph pages.
-    let quantizer_blocks = blob
-        .len()
-        .div_ceil(page_capacity() - std::mem::size_of::<pg_sys::ItemIdData>() - 8)
-        as u32;
-    let placement = place(&graph, shape, 1 + quantizer_blocks);
-    let id_of = |node: u32| {
-        let (block, offset) = placement.location[node as usize];
-        node_id(block, offset)
-    };
-    let (entry, entry_level) = graph.entry_point().expect("non-empty graph");
-    meta.code_len = code_len as u32;
-    meta.entry_node = id_of(entry);
-    meta.entry_level = entry_level.min(MAX_LEVEL) as u8;
-    meta.quantizer_first = 1;
-    meta.quantizer_blocks = quantizer_blocks;
-    meta.quantizer_bytes = blob.len() as u32;
-    meta.insert_page = placement.location.last().map(|l| l.0).unwrap_or(0);
-    meta.node_count = n as u64;
-
-    write_new_page(index, PageKind::Meta, |page| {
-        must_add(page, &meta.encode());
-    });
-    let (first, count) = write_quantizer_pages(index, &blob);
-    debug_assert_eq!((first, count), (1, quantizer_blocks));
-    let mut element = Vec::new();
-    let mut neighbors = Vec::new();
-    for range in &placement.pages {
-        write_new_page(index, PageKind::Graph, |page| {
-            for id in range.clone() {
-                let level = graph.level(id as u32);
-                element.resize(shape.size(level), 0);
-                let float16: Option<Vec<half::f16>> = shape.float16_copy.then(|| {
-                    collected.data[id * dims..(id + 1) * dims]
-                        .iter()
-                        .map(|v| half::f16::from_f32(*v))
-                        .collect()
-                });
-                write_element(
-                    &mut element,
-                    shape,
-                    level,
-                    collected.tids[id],
-                    &codes[id * code_len..(id + 1) * code_len],
-                    float16.as_deref(),
-                );
-                for layer in 0..=level {
-                    neighbors.clear();
-                    neighbors.extend(
-                        graph
-                            .neighbor_slice(id as u32, layer)
-                            .iter()
-                            .map(|&nb| id_of(nb)),
-                    );
-                    set_neighbors(&mut element, shape, layer, &neighbors);
-                }
-                let offset = must_add(page, &element);
-                debug_assert_eq!(offset, placement.location[id].1);
-            }
-        });
-    }
-    log_all_pages(index);
-    n
-}
-
-/// `ambuildempty`: the init fork of an UNLOGGED index (an empty meta page).
-#[pgrx::pg_guard]
-pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
-    let opts = index_options(index);
-    let meta = MetaPage {
-        dims: column_dims(index) as u32,
-        metric: index_metric(index),
+        metric,
         quantizer: opts.quantizer.unwrap_or(QuantizerKind::Sq8),
         rerank: opts.rerank,
         m: opts.m as u16,
@@ -495,7 +429,114 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
         insert_page: 0,
         node_count: 0,
         build_id: new_build_id(),
+        staging: false,
+    }
+}
+
+/// Puts an empty index into staging: exact (flat) codes until it has enough rows to
+/// train its configured quantizer. Needs the dimensions; without them (an unconstrained
+/// column) the meta page stays untrained and the first insert calls this.
+pub fn start_staging(index: pg_sys::Relation, sink: PageSink, mut meta: MetaPage) -> MetaPage {
+    if meta.dims == 0 {
+        return meta;
+    }
+    let flat = Quantizer::Flat(FlatQuantizer::new(meta.dims as usize));
+    let blob = flat.to_bytes();
+    let (first, count) = write_quantizer_pages(index, sink, meta.build_tag(), &blob);
+    meta.staging = meta.quantizer != QuantizerKind::None;
+    meta.quantizer = QuantizerKind::None;
+    meta.code_len = flat.code_len() as u32;
+    meta.quantizer_first = first;
+    meta.quantizer_blocks = count;
+    meta.quantizer_bytes = blob.len() as u32;
+    meta
+}
+
+/// Encodes every row, builds the graph in memory and appends quantizer and graph pages
+/// (tagged with a new build id) after the current end of the index; returns the meta
+/// page describing them, which the caller writes.
+pub fn write_graph(
+    index: pg_sys::Relation,
+    sink: PageSink,
+    opts: &QhnswOptions,
+    quantizer: &Quantizer,
+    rows: &Collected,
+    mut meta: MetaPage,
+) -> MetaPage {
+    let n = rows.tids.len();
+    let dims = rows.dims;
+    let code_len = quantizer.code_len();
+    check_memory(rows, code_len, opts.m);
+    let codes: Vec<u8> = rows.data.par_chunks(dims).flat_map_iter(|row| quantizer.encode_to_vec(row)).collect();
+    let graph = build_graph(rows, HnswParams::new(opts.m, opts.ef_construction));
+    let blob = quantizer.to_bytes();
+    let shape = ElementShape { m: opts.m, code_len, dims, float16_copy: opts.rerank == RerankSource::Float16 };
+    meta.build_id = new_build_id();
+    let tag = meta.build_tag();
+    let quantizer_blocks = blob.len().div_ceil(quantizer_chunk()) as u32;
+    let first_graph = block_count(index) + quantizer_blocks;
+    let placement = place(&graph, shape, first_graph);
+    let id_of = |node: u32| {
+        let (block, offset) = placement.location[node as usize];
+        node_id(block, offset)
     };
+    let (first, count) = write_quantizer_pages(index, sink, tag, &blob);
+    debug_assert_eq!(first + count, first_graph);
+    let (entry, entry_level) = graph.entry_point().expect("non-empty graph");
+    meta.quantizer = quantizer.kind();
+    meta.staging = false;
+    meta.dims = dims as u32;
+    meta.code_len = code_len as u32;
+    meta.rerank = opts.rerank;
+    meta.m = opts.m as u16;
+    meta.ef_construction = opts.ef_construction as u16;
+    meta.entry_node = id_of(entry);
+    meta.entry_level = entry_level.min(MAX_LEVEL) as u8;
+    meta.quantizer_first = first;
+    meta.quantizer_blocks = count;
+    meta.quantizer_bytes = blob.len() as u32;
+    meta.insert_page = placement.location.last().map(|l| l.0).unwrap_or(0);
+    meta.node_count = n as u64;
+
+    let mut element = Vec::new();
+    let mut neighbors = Vec::new();
+    for range in &placement.pages {
+        let block = write_new_page(index, sink, PageKind::Graph, tag, |page| {
+            for id in range.clone() {
+                let level = graph.level(id as u32);
+                element.resize(shape.size(level), 0);
+                let float16: Option<Vec<half::f16>> = shape.float16_copy.then(|| {
+                    rows.data[id * dims..(id + 1) * dims].iter().map(|v| half::f16::from_f32(*v)).collect()
+                });
+                write_element(
+                    &mut element,
+                    shape,
+                    level,
+                    rows.tids[id],
+                    &codes[id * code_len..(id + 1) * code_len],
+                    float16.as_deref(),
+                );
+                for layer in 0..=level {
+                    neighbors.clear();
+                    neighbors.extend(graph.neighbor_slice(id as u32, layer).iter().map(|&nb| id_of(nb)));
+                    set_neighbors(&mut element, shape, layer, &neighbors);
+                }
+                must_add(page, &element);
+            }
+        });
+        if block != placement.location[range.start].0 {
+            raise(Code::ERRCODE_INTERNAL_ERROR, "qhnsw build: the index grew concurrently");
+        }
+    }
+    meta
+}
+
+/// `ambuildempty`: the init fork of an UNLOGGED index (an empty, untrained meta page;
+/// the first insert after a crash reset starts staging, as for an unconstrained column).
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
+    let opts = index_options(index);
+    let meta = MetaPage { dims: 0, ..empty_meta(&opts, 0, index_metric(index)) };
     // SAFETY: the init fork is new and ours; log_newpage_buffer WAL-logs the page.
     unsafe {
         let buffer = pg_sys::ReadBufferExtended(
@@ -507,7 +548,7 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
         );
         pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
         let page = pg_sys::BufferGetPage(buffer);
-        init_page(page, PageKind::Meta);
+        init_page(page, PageKind::Meta, 0);
         must_add(page, &meta.encode());
         pg_sys::MarkBufferDirty(buffer);
         pg_sys::log_newpage_buffer(buffer, true);

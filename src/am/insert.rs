@@ -2,18 +2,25 @@
 //! element on the insert page (or a new page), then link it with Algorithm 1 over
 //! the pages (src/graph/insert.rs through `PageGraph`). Every page change is its own
 //! GenericXLog record under an exclusive lock on that one page.
+//!
+//! An index created on an empty table stages its first rows exactly (see
+//! [`STAGING_ROWS`]) and trains its quantizer from that bounded first batch.
 
-use super::buffer::PageWrite;
-use super::build::{check_row_dims, item_pointer, normalize};
+use super::build::{
+    check_row_dims, item_pointer, normalize, start_staging, train_quantizer, write_graph, Collected,
+    PageSink,
+};
+use super::buffer::{graph_blocks, raise_corrupt, PageRead, PageWrite};
 use super::graph_pages::{shape_of, PageGraph};
-use super::meta::{load_quantizer, read_meta, relation_name, write_meta};
-use super::pages::{node_id, write_element, PageKind, INVALID_NODE, MAX_LEVEL};
+use super::meta::{load_quantizer, read_meta, write_meta, META_BLOCK};
+use super::options::index_options;
+use super::pages::{
+    node_id, write_element, ElementRef, LayoutError, MetaPage, PageKind, INVALID_NODE, MAX_LEVEL,
+};
 use crate::distance::Metric;
-use crate::fmgr::raise_hint;
 use crate::graph::{insert_node, random_level, HnswParams};
 use crate::types::qvector::qvector_from_datum;
 use pgrx::pg_sys;
-use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 
 /// Most line pointers a graph page may hold (node ids keep 8 bits for the offset).
 const MAX_ITEMS_PER_PAGE: u16 = 255;
@@ -45,38 +52,98 @@ pub unsafe extern "C-unwind" fn aminsert(
     false
 }
 
-/// Stores and links one vector.
-fn insert_vector(index: pg_sys::Relation, mut value: Vec<f32>, tid: (u32, u16)) {
+/// Rows an index created on an empty table stages exactly before training its quantizer.
+///
+/// Staging keeps flat float4 codes in an ordinary graph (so scans need no special path);
+/// once this many rows are in, the inserting backend trains the configured quantizer on
+/// them (an exact, bounded first batch: training never sees fewer rows than this) and
+/// rebuilds the graph into new pages, switching the meta page in one WAL record.
+pub const STAGING_ROWS: u64 = 2000;
+
+/// Stores and links one vector, staging it first if the index has no trained quantizer.
+fn insert_vector(index: pg_sys::Relation, value: Vec<f32>, tid: (u32, u16)) {
     let meta = read_meta(index);
+    if meta.staging || meta.quantizer_blocks == 0 {
+        // Staging inserts and the conversion are serialised by a heavyweight lock on the
+        // meta block (released at transaction end, also on ERROR); normal inserts never take it.
+        // SAFETY: LockPage on an open index; the lock manager releases it at commit/abort.
+        unsafe { pg_sys::LockPage(index, META_BLOCK, pg_sys::ExclusiveLock as i32) };
+        let meta = read_meta(index);
+        if meta.staging || meta.quantizer_blocks == 0 {
+            insert_staged(index, meta, value, tid);
+            return;
+        }
+    }
+    insert_linked(index, read_meta(index), value, tid);
+}
+
+/// Staging-mode insert: initialises staging if needed, links the row, and converts the
+/// index to its configured quantizer once it holds STAGING_ROWS rows.
+fn insert_staged(index: pg_sys::Relation, mut meta: MetaPage, value: Vec<f32>, tid: (u32, u16)) {
+    if meta.quantizer_blocks == 0 {
+        meta.dims = value.len() as u32;
+        meta = start_staging(index, PageSink::Logged, meta);
+        write_meta(index, &meta);
+    }
+    if !insert_linked(index, meta, value, tid) {
+        return;
+    }
+    let mut meta = read_meta(index);
+    meta.node_count += 1;
+    if meta.staging && meta.node_count >= STAGING_ROWS {
+        meta = convert_staging(index, meta);
+    }
+    write_meta(index, &meta);
+}
+
+/// Trains the configured quantizer on the staged rows and rebuilds the graph with it.
+fn convert_staging(index: pg_sys::Relation, meta: MetaPage) -> MetaPage {
+    let opts = index_options(index);
+    let shape = shape_of(&meta);
+    let dims = meta.dims as usize;
+    let mut rows = Collected { dims, metric: meta.metric, tids: Vec::new(), data: Vec::new(), skipped_zero: 0 };
+    for block in graph_blocks(index, meta.build_tag()) {
+        let page = PageRead::new(index, block, PageKind::Graph);
+        for offset in 1..=page.item_count() {
+            match ElementRef::parse(page.item(offset), shape) {
+                Ok(e) if !e.is_deleted() => {
+                    rows.tids.push(e.heap_tid());
+                    rows.data.extend(e.code().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                }
+                Ok(_) => {}
+                Err(e) => raise_corrupt(index, block, &e),
+            }
+        }
+    }
+    if rows.tids.is_empty() {
+        return meta;
+    }
+    let quantizer = train_quantizer(&opts, dims, &rows.data);
+    write_graph(index, PageSink::Logged, &opts, &quantizer, &rows, meta)
+}
+
+/// Normalises (cosine), encodes, stores and links one vector; false if it was not indexed.
+fn insert_linked(index: pg_sys::Relation, meta: MetaPage, mut value: Vec<f32>, tid: (u32, u16)) -> bool {
     if meta.dims != 0 {
         check_row_dims(meta.dims as usize, value.len());
     }
     if meta.metric == Metric::Cosine && !normalize(&mut value) {
-        return; // a zero vector has no cosine distance; like the build, it is not indexed
+        return false; // a zero vector has no cosine distance; like the build, it is not indexed
     }
     let Some(quantizer) = load_quantizer(index, &meta) else {
-        raise_hint(
-            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!(
-                "qhnsw index \"{}\" was built on an empty table and has no trained quantizer",
-                relation_name(index)
-            ),
-            "Load data first and create the index afterwards, or REINDEX once the table has rows.",
-        );
+        raise_corrupt(index, META_BLOCK, &LayoutError::Corrupt("the index has no quantizer pages".into()));
     };
     let shape = shape_of(&meta);
     let params = HnswParams::new(meta.m as usize, meta.ef_construction as usize);
     let level = random_level(&params, &mut rand::thread_rng()).min(MAX_LEVEL);
     let mut element = vec![0u8; shape.size(level)];
     let code = quantizer.encode_to_vec(&value);
-    let float16: Option<Vec<half::f16>> = shape
-        .float16_copy
-        .then(|| value.iter().map(|v| half::f16::from_f32(*v)).collect());
+    let float16: Option<Vec<half::f16>> =
+        shape.float16_copy.then(|| value.iter().map(|v| half::f16::from_f32(*v)).collect());
     write_element(&mut element, shape, level, tid, &code, float16.as_deref());
-    let id = store_element(index, &element, meta.insert_page);
+    let id = store_element(index, &element, meta.insert_page, meta.build_tag());
 
-    let entry =
-        (meta.entry_node != INVALID_NODE).then_some((meta.entry_node, meta.entry_level as usize));
+    let entry = (meta.entry_node != INVALID_NODE).then_some((meta.entry_node, meta.entry_level as usize));
     let mut graph = PageGraph {
         index,
         shape,
@@ -86,10 +153,11 @@ fn insert_vector(index: pg_sys::Relation, mut value: Vec<f32>, tid: (u32, u16)) 
         distances: 0,
     };
     insert_node(&mut graph, id, level, &params);
+    true
 }
 
 /// Appends an element on the insert page, or on a new page; returns its node id.
-fn store_element(index: pg_sys::Relation, element: &[u8], insert_page: u32) -> u32 {
+fn store_element(index: pg_sys::Relation, element: &[u8], insert_page: u32, tag: u32) -> u32 {
     let needed = element.len().div_ceil(8) * 8;
     if insert_page != 0 {
         let mut page = PageWrite::new(index, insert_page, PageKind::Graph);
@@ -101,10 +169,8 @@ fn store_element(index: pg_sys::Relation, element: &[u8], insert_page: u32) -> u
             }
         }
     }
-    let mut page = PageWrite::extend(index, PageKind::Graph);
-    let offset = page
-        .add_item(element)
-        .expect("an element fits an empty page");
+    let mut page = PageWrite::extend(index, PageKind::Graph, tag);
+    let offset = page.add_item(element).expect("an element fits an empty page");
     let block = page.block();
     page.commit();
     let mut meta = read_meta(index);

@@ -178,8 +178,19 @@ pub struct MetaPage {
     pub insert_page: u32,
     /// Live nodes.
     pub node_count: u64,
-    /// Random id of this build / quantizer, for process-local caches.
+    /// Random id of this build / quantizer, for process-local caches; its low 32 bits
+    /// tag every graph page of this build, so pages of an abandoned rebuild are ignored.
     pub build_id: u64,
+    /// The index still stages exact (flat) vectors until it has enough rows to train
+    /// its configured quantizer (an index created on an empty table).
+    pub staging: bool,
+}
+
+impl MetaPage {
+    /// Tag stored in the special space of this build's graph pages.
+    pub fn build_tag(&self) -> u32 {
+        self.build_id as u32
+    }
 }
 
 /// Encoded size of the meta page body.
@@ -270,6 +281,7 @@ impl MetaPage {
         put(&self.insert_page.to_le_bytes());
         put(&self.node_count.to_le_bytes());
         put(&self.build_id.to_le_bytes());
+        put(&[self.staging as u8]);
         out
     }
 
@@ -311,6 +323,7 @@ impl MetaPage {
             insert_page: r.u32(),
             node_count: r.u64(),
             build_id: r.u64(),
+            staging: r.u8() & 1 != 0,
         };
         // dims = 0: built on an empty table, dimensions not known yet.
         if meta.dims > 16000 || meta.m < 2 || meta.m > 100 {
@@ -537,6 +550,7 @@ mod tests {
             insert_page: 99,
             node_count: 12345,
             build_id: 0xdead_beef,
+            staging: true,
         }
     }
 

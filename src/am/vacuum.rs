@@ -1,7 +1,7 @@
 //! `ambulkdelete` / `amvacuumcleanup`: mark the elements of dead heap rows deleted
 //! (scans pass through them but never return them) and report index statistics.
 
-use super::buffer::{raise_corrupt, PageRead, PageWrite};
+use super::buffer::{block_count, graph_blocks, raise_corrupt, PageRead, PageWrite};
 use super::graph_pages::shape_of;
 use super::meta::read_meta;
 use super::pages::{mark_deleted, ElementRef, PageKind};
@@ -15,11 +15,6 @@ fn ensure_stats(stats: *mut pg_sys::IndexBulkDeleteResult) -> *mut pg_sys::Index
     } else {
         stats
     }
-}
-
-/// First graph block of an index.
-fn first_graph_block(meta: &super::pages::MetaPage) -> u32 {
-    1 + meta.quantizer_blocks
 }
 
 /// `ambulkdelete`.
@@ -36,10 +31,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     let meta = read_meta(index);
     let shape = shape_of(&meta);
     let callback = callback.expect("bulk delete callback");
-    // SAFETY: plain block count.
-    let blocks =
-        unsafe { pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM) };
-    for block in first_graph_block(&meta)..blocks {
+    for block in graph_blocks(index, meta.build_tag()) {
         // SAFETY: vacuum_delay_point only sleeps / checks interrupts.
         unsafe { pg_sys::vacuum_delay_point() };
         let dead: Vec<u16> = {
@@ -91,11 +83,9 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
     let stats = ensure_stats(stats);
     let meta = read_meta(index);
     let shape = shape_of(&meta);
-    // SAFETY: plain block count.
-    let blocks =
-        unsafe { pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM) };
+    let blocks = block_count(index);
     let mut live = 0u64;
-    for block in first_graph_block(&meta)..blocks {
+    for block in graph_blocks(index, meta.build_tag()) {
         let page = PageRead::new(index, block, PageKind::Graph);
         for offset in 1..=page.item_count() {
             match ElementRef::parse(page.item(offset), shape) {
