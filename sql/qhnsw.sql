@@ -17,3 +17,9 @@ CREATE OPERATOR CLASS qvector_ip_ops FOR TYPE qvector USING qhnsw AS
 CREATE OPERATOR CLASS qvector_cosine_ops FOR TYPE qvector USING qhnsw AS
     OPERATOR 1 <=> (qvector, qvector) FOR ORDER BY float_ops,
     FUNCTION 1 cosine_distance(qvector, qvector);
+
+-- Structural checker: one row per problem found (none for a healthy index).
+CREATE FUNCTION qhnsw_check_problems(regclass) RETURNS text[]
+    AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+CREATE FUNCTION qhnsw_check(index regclass) RETURNS SETOF text
+    LANGUAGE sql STRICT AS $$ SELECT unnest(qhnsw_check_problems(index)) $$;

@@ -11,21 +11,25 @@ pub mod distance;
 pub mod fmgr;
 pub mod graph;
 pub mod quant;
+pub mod sql_api;
 pub mod types;
 
 pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("../sql/qvector.sql", name = "qvector", bootstrap);
 pgrx::extension_sql_file!("../sql/qhnsw.sql", name = "qhnsw", requires = ["qvector"]);
+pgrx::extension_sql_file!("../sql/sql_api.sql", name = "sql_api", requires = ["qhnsw"]);
 
 /// Called when the library is loaded: registers GUCs and index options.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     am::options::init();
+    am::stats::init();
 }
 
-/// In-server tests (`cargo pgrx test`); the bodies live in src/tests/*.rs.
-#[cfg(any(test, feature = "pg_test"))]
+/// In-server tests (`cargo pgrx test`, which enables `pg_test`); the bodies live in
+/// src/tests/*.rs. Plain `cargo test` leaves them out: they need a running server.
+#[cfg(feature = "pg_test")]
 #[pgrx::pg_schema]
 mod tests {
     use crate::datagen::{embeddings_like, exact_knn, queries_like, recall_at};
@@ -36,6 +40,7 @@ mod tests {
     include!("tests/support.rs");
     include!("tests/types.rs");
     include!("tests/index.rs");
+    include!("tests/sql_api.rs");
 }
 
 /// Settings for `cargo pgrx test`.

@@ -264,8 +264,11 @@ pub fn init_page(page: pg_sys::Page, kind: PageKind, build_tag: u32) {
     // SAFETY: page points to BLCKSZ writable bytes.
     unsafe {
         pg_sys::PageInit(page, pg_sys::BLCKSZ as usize, SPECIAL_BYTES);
-        *(pg_sys::PageGetSpecialPointer(page) as *mut PageSpecial) =
-            PageSpecial { kind: kind as u16, magic: PAGE_MAGIC, build_tag };
+        *(pg_sys::PageGetSpecialPointer(page) as *mut PageSpecial) = PageSpecial {
+            kind: kind as u16,
+            magic: PAGE_MAGIC,
+            build_tag,
+        };
     }
 }
 
@@ -281,7 +284,9 @@ pub fn page_identity(rel: pg_sys::Relation, block: u32) -> Option<(PageKind, u32
             && (*header).pd_special as usize + SPECIAL_BYTES == pg_sys::BLCKSZ as usize;
         let identity = if ours {
             let s = *(pg_sys::PageGetSpecialPointer(page) as *const PageSpecial);
-            PageKind::from_u16(s.kind).filter(|_| s.magic == PAGE_MAGIC).map(|k| (k, s.build_tag))
+            PageKind::from_u16(s.kind)
+                .filter(|_| s.magic == PAGE_MAGIC)
+                .map(|k| (k, s.build_tag))
         } else {
             None
         };

@@ -241,7 +241,13 @@ pub enum PageSink {
 }
 
 /// Extends the index by one page of `kind` and `tag`, runs `fill` on it, and returns its block.
-fn write_new_page(index: pg_sys::Relation, sink: PageSink, kind: PageKind, tag: u32, fill: impl FnOnce(pg_sys::Page)) -> u32 {
+fn write_new_page(
+    index: pg_sys::Relation,
+    sink: PageSink,
+    kind: PageKind,
+    tag: u32,
+    fill: impl FnOnce(pg_sys::Page),
+) -> u32 {
     if sink == PageSink::Logged {
         let page = PageWrite::extend(index, kind, tag);
         fill(page.page());
@@ -292,7 +298,12 @@ fn put_meta_unlogged(index: pg_sys::Relation, meta: &MetaPage) {
 
 /// Adds an item to a page under construction, or ERRORs (sizes were planned).
 fn must_add(page: pg_sys::Page, bytes: &[u8]) -> u16 {
-    add_item(page, bytes).unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "qhnsw page overflow during build"))
+    add_item(page, bytes).unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            "qhnsw page overflow during build",
+        )
+    })
 }
 
 /// Largest quantizer chunk stored on one page.
@@ -301,7 +312,12 @@ fn quantizer_chunk() -> usize {
 }
 
 /// Writes the quantizer blob over as many new pages as it needs; returns (first, count).
-fn write_quantizer_pages(index: pg_sys::Relation, sink: PageSink, tag: u32, blob: &[u8]) -> (u32, u32) {
+fn write_quantizer_pages(
+    index: pg_sys::Relation,
+    sink: PageSink,
+    tag: u32,
+    blob: &[u8],
+) -> (u32, u32) {
     let mut first = None;
     let mut count = 0;
     for part in blob.chunks(quantizer_chunk()) {
@@ -330,8 +346,10 @@ pub fn new_build_id() -> u64 {
 fn log_all_pages(index: pg_sys::Relation) {
     // SAFETY: index is open; log_newpage_range reads and logs its pages.
     unsafe {
-        if (*(*index).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char {
-            let blocks = pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+        if (*(*index).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
+        {
+            let blocks =
+                pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
             pg_sys::log_newpage_range(index, pg_sys::ForkNumber::MAIN_FORKNUM, 0, blocks, true);
         }
     }
@@ -368,8 +386,13 @@ pub unsafe extern "C-unwind" fn ambuild(
 ) -> *mut pg_sys::IndexBuildResult {
     let opts = index_options(index);
     let metric = index_metric(index);
-    let mut collected =
-        Collected { dims: column_dims(index), metric, tids: Vec::new(), data: Vec::new(), skipped_zero: 0 };
+    let mut collected = Collected {
+        dims: column_dims(index),
+        metric,
+        tids: Vec::new(),
+        data: Vec::new(),
+        skipped_zero: 0,
+    };
     // SAFETY: standard heap scan for index builds; the callback receives &mut collected.
     let heap_tuples = unsafe {
         pg_sys::table_index_build_scan(
@@ -404,7 +427,8 @@ pub unsafe extern "C-unwind" fn ambuild(
     log_all_pages(index);
     // SAFETY: palloc a result struct for the caller.
     unsafe {
-        let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>()) as *mut pg_sys::IndexBuildResult;
+        let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>())
+            as *mut pg_sys::IndexBuildResult;
         (*result).heap_tuples = heap_tuples;
         (*result).index_tuples = collected.tids.len() as f64;
         result
@@ -467,10 +491,19 @@ pub fn write_graph(
     let dims = rows.dims;
     let code_len = quantizer.code_len();
     check_memory(rows, code_len, opts.m);
-    let codes: Vec<u8> = rows.data.par_chunks(dims).flat_map_iter(|row| quantizer.encode_to_vec(row)).collect();
+    let codes: Vec<u8> = rows
+        .data
+        .par_chunks(dims)
+        .flat_map_iter(|row| quantizer.encode_to_vec(row))
+        .collect();
     let graph = build_graph(rows, HnswParams::new(opts.m, opts.ef_construction));
     let blob = quantizer.to_bytes();
-    let shape = ElementShape { m: opts.m, code_len, dims, float16_copy: opts.rerank == RerankSource::Float16 };
+    let shape = ElementShape {
+        m: opts.m,
+        code_len,
+        dims,
+        float16_copy: opts.rerank == RerankSource::Float16,
+    };
     meta.build_id = new_build_id();
     let tag = meta.build_tag();
     let quantizer_blocks = blob.len().div_ceil(quantizer_chunk()) as u32;
@@ -506,7 +539,10 @@ pub fn write_graph(
                 let level = graph.level(id as u32);
                 element.resize(shape.size(level), 0);
                 let float16: Option<Vec<half::f16>> = shape.float16_copy.then(|| {
-                    rows.data[id * dims..(id + 1) * dims].iter().map(|v| half::f16::from_f32(*v)).collect()
+                    rows.data[id * dims..(id + 1) * dims]
+                        .iter()
+                        .map(|v| half::f16::from_f32(*v))
+                        .collect()
                 });
                 write_element(
                     &mut element,
@@ -518,14 +554,22 @@ pub fn write_graph(
                 );
                 for layer in 0..=level {
                     neighbors.clear();
-                    neighbors.extend(graph.neighbor_slice(id as u32, layer).iter().map(|&nb| id_of(nb)));
+                    neighbors.extend(
+                        graph
+                            .neighbor_slice(id as u32, layer)
+                            .iter()
+                            .map(|&nb| id_of(nb)),
+                    );
                     set_neighbors(&mut element, shape, layer, &neighbors);
                 }
                 must_add(page, &element);
             }
         });
         if block != placement.location[range.start].0 {
-            raise(Code::ERRCODE_INTERNAL_ERROR, "qhnsw build: the index grew concurrently");
+            raise(
+                Code::ERRCODE_INTERNAL_ERROR,
+                "qhnsw build: the index grew concurrently",
+            );
         }
     }
     meta
@@ -536,7 +580,10 @@ pub fn write_graph(
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
     let opts = index_options(index);
-    let meta = MetaPage { dims: 0, ..empty_meta(&opts, 0, index_metric(index)) };
+    let meta = MetaPage {
+        dims: 0,
+        ..empty_meta(&opts, 0, index_metric(index))
+    };
     // SAFETY: the init fork is new and ours; log_newpage_buffer WAL-logs the page.
     unsafe {
         let buffer = pg_sys::ReadBufferExtended(

@@ -68,7 +68,13 @@ impl SearchGraph for PageGraph<'_> {
     fn distance(&mut self, id: u32) -> f32 {
         self.distances += 1;
         let estimator = &self.estimator;
-        with_element(self.index, self.shape, id, |e| estimator.distance(e.code()))
+        with_element(self.index, self.shape, id, |e| {
+            if e.is_free() {
+                f32::INFINITY // a tombstone reached through a stale link
+            } else {
+                estimator.distance(e.code())
+            }
+        })
     }
 }
 
@@ -78,7 +84,11 @@ impl GraphWrite for PageGraph<'_> {
         let metric = self.estimator.metric();
         let quantizer = self.quantizer;
         with_element(self.index, self.shape, b, |e| {
-            quantizer.code_distance(metric, &code_a, e.code())
+            if e.is_free() || code_a.is_empty() {
+                f32::INFINITY
+            } else {
+                quantizer.code_distance(metric, &code_a, e.code())
+            }
         })
     }
 
@@ -116,6 +126,7 @@ impl GraphWrite for PageGraph<'_> {
             let snapshot: Vec<u32> = {
                 let mut page = PageWrite::new(self.index, block, PageKind::Graph);
                 let element = match ElementRef::parse(page.item_mut(offset), self.shape) {
+                    Ok(e) if e.is_free() => return,
                     Ok(e) => e.neighbors(layer).collect::<Vec<u32>>(),
                     Err(e) => raise_corrupt(self.index, block, &e),
                 };

@@ -6,16 +6,17 @@
 //! An index created on an empty table stages its first rows exactly (see
 //! [`STAGING_ROWS`]) and trains its quantizer from that bounded first batch.
 
+use super::buffer::{block_count, graph_blocks, page_identity, raise_corrupt, PageRead, PageWrite};
 use super::build::{
-    check_row_dims, item_pointer, normalize, start_staging, train_quantizer, write_graph, Collected,
-    PageSink,
+    check_row_dims, item_pointer, normalize, start_staging, train_quantizer, write_graph,
+    Collected, PageSink,
 };
-use super::buffer::{graph_blocks, raise_corrupt, PageRead, PageWrite};
 use super::graph_pages::{shape_of, PageGraph};
 use super::meta::{load_quantizer, read_meta, write_meta, META_BLOCK};
 use super::options::index_options;
 use super::pages::{
-    node_id, write_element, ElementRef, LayoutError, MetaPage, PageKind, INVALID_NODE, MAX_LEVEL,
+    node_id, write_element, ElementRef, LayoutError, MetaPage, PageKind, ELEMENT_FIXED_BYTES,
+    FLAG_FREE, INVALID_NODE, MAX_LEVEL,
 };
 use crate::distance::Metric;
 use crate::graph::{insert_node, random_level, HnswParams};
@@ -101,14 +102,24 @@ fn convert_staging(index: pg_sys::Relation, meta: MetaPage) -> MetaPage {
     let opts = index_options(index);
     let shape = shape_of(&meta);
     let dims = meta.dims as usize;
-    let mut rows = Collected { dims, metric: meta.metric, tids: Vec::new(), data: Vec::new(), skipped_zero: 0 };
+    let mut rows = Collected {
+        dims,
+        metric: meta.metric,
+        tids: Vec::new(),
+        data: Vec::new(),
+        skipped_zero: 0,
+    };
     for block in graph_blocks(index, meta.build_tag()) {
         let page = PageRead::new(index, block, PageKind::Graph);
         for offset in 1..=page.item_count() {
             match ElementRef::parse(page.item(offset), shape) {
                 Ok(e) if !e.is_deleted() => {
                     rows.tids.push(e.heap_tid());
-                    rows.data.extend(e.code().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                    rows.data.extend(
+                        e.code()
+                            .chunks_exact(4)
+                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => raise_corrupt(index, block, &e),
@@ -123,7 +134,12 @@ fn convert_staging(index: pg_sys::Relation, meta: MetaPage) -> MetaPage {
 }
 
 /// Normalises (cosine), encodes, stores and links one vector; false if it was not indexed.
-fn insert_linked(index: pg_sys::Relation, meta: MetaPage, mut value: Vec<f32>, tid: (u32, u16)) -> bool {
+fn insert_linked(
+    index: pg_sys::Relation,
+    meta: MetaPage,
+    mut value: Vec<f32>,
+    tid: (u32, u16),
+) -> bool {
     if meta.dims != 0 {
         check_row_dims(meta.dims as usize, value.len());
     }
@@ -131,19 +147,25 @@ fn insert_linked(index: pg_sys::Relation, meta: MetaPage, mut value: Vec<f32>, t
         return false; // a zero vector has no cosine distance; like the build, it is not indexed
     }
     let Some(quantizer) = load_quantizer(index, &meta) else {
-        raise_corrupt(index, META_BLOCK, &LayoutError::Corrupt("the index has no quantizer pages".into()));
+        raise_corrupt(
+            index,
+            META_BLOCK,
+            &LayoutError::Corrupt("the index has no quantizer pages".into()),
+        );
     };
     let shape = shape_of(&meta);
     let params = HnswParams::new(meta.m as usize, meta.ef_construction as usize);
     let level = random_level(&params, &mut rand::thread_rng()).min(MAX_LEVEL);
     let mut element = vec![0u8; shape.size(level)];
     let code = quantizer.encode_to_vec(&value);
-    let float16: Option<Vec<half::f16>> =
-        shape.float16_copy.then(|| value.iter().map(|v| half::f16::from_f32(*v)).collect());
+    let float16: Option<Vec<half::f16>> = shape
+        .float16_copy
+        .then(|| value.iter().map(|v| half::f16::from_f32(*v)).collect());
     write_element(&mut element, shape, level, tid, &code, float16.as_deref());
     let id = store_element(index, &element, meta.insert_page, meta.build_tag());
 
-    let entry = (meta.entry_node != INVALID_NODE).then_some((meta.entry_node, meta.entry_level as usize));
+    let entry =
+        (meta.entry_node != INVALID_NODE).then_some((meta.entry_node, meta.entry_level as usize));
     let mut graph = PageGraph {
         index,
         shape,
@@ -156,21 +178,26 @@ fn insert_linked(index: pg_sys::Relation, meta: MetaPage, mut value: Vec<f32>, t
     true
 }
 
-/// Appends an element on the insert page, or on a new page; returns its node id.
+/// Stores an element where VACUUM freed space (reusing a tombstone's slot), else on
+/// the insert page, else on a new page; returns its node id.
 fn store_element(index: pg_sys::Relation, element: &[u8], insert_page: u32, tag: u32) -> u32 {
     let needed = element.len().div_ceil(8) * 8;
+    // SAFETY: a free space map lookup.
+    let recorded = unsafe { pg_sys::GetPageWithFreeSpace(index, needed) };
+    if recorded != pg_sys::InvalidBlockNumber {
+        if let Some(id) = store_on(index, recorded, element, tag) {
+            return id;
+        }
+    }
     if insert_page != 0 {
-        let mut page = PageWrite::new(index, insert_page, PageKind::Graph);
-        if page.free_space() >= needed && page.item_count() < MAX_ITEMS_PER_PAGE {
-            if let Some(offset) = page.add_item(element) {
-                let block = page.block();
-                page.commit();
-                return node_id(block, offset);
-            }
+        if let Some(id) = store_on(index, insert_page, element, tag) {
+            return id;
         }
     }
     let mut page = PageWrite::extend(index, PageKind::Graph, tag);
-    let offset = page.add_item(element).expect("an element fits an empty page");
+    let offset = page
+        .add_item(element)
+        .expect("an element fits an empty page");
     let block = page.block();
     page.commit();
     let mut meta = read_meta(index);
@@ -179,4 +206,47 @@ fn store_element(index: pg_sys::Relation, element: &[u8], insert_page: u32, tag:
         write_meta(index, &meta);
     }
     node_id(block, offset)
+}
+
+/// Tries to store an element on one page of the current build: over a tombstone, or
+/// as a new item. Updates the page's entry in the free space map either way.
+fn store_on(index: pg_sys::Relation, block: u32, element: &[u8], tag: u32) -> Option<u32> {
+    if block >= block_count(index) || page_identity(index, block) != Some((PageKind::Graph, tag)) {
+        // SAFETY: forget a stale free space map entry.
+        unsafe { pg_sys::RecordPageWithFreeSpace(index, block, 0) };
+        return None;
+    }
+    let mut page = PageWrite::new(index, block, PageKind::Graph);
+    let tombstone = (1..=page.item_count()).find(|&offset| {
+        let item = page.item_mut(offset);
+        item.len() == ELEMENT_FIXED_BYTES && item[2] & FLAG_FREE != 0
+    });
+    let stored = match tombstone {
+        // SAFETY: offset is a valid item of the locked working copy; Postgres checks the space.
+        Some(offset) => unsafe {
+            pg_sys::PageIndexTupleOverwrite(
+                page.page(),
+                offset,
+                element.as_ptr() as pg_sys::Item,
+                element.len(),
+            )
+        }
+        .then_some(offset),
+        None if page.item_count() < MAX_ITEMS_PER_PAGE => page.add_item(element),
+        None => None,
+    };
+    let free = if page.item_count() >= MAX_ITEMS_PER_PAGE && tombstone.is_none() {
+        0
+    } else {
+        page.free_space()
+    };
+    let id = stored.map(|offset| node_id(block, offset));
+    if stored.is_some() {
+        page.commit();
+    } else {
+        drop(page);
+    }
+    // SAFETY: records what is left on the page.
+    unsafe { pg_sys::RecordPageWithFreeSpace(index, block, free) };
+    id
 }

@@ -9,6 +9,7 @@
 
 pub mod buffer;
 pub mod build;
+pub mod check;
 pub mod cost;
 pub mod graph_pages;
 pub mod insert;

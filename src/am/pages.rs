@@ -28,8 +28,11 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const PAGE_MAGIC: u16 = 0x7168;
 /// Tag byte of a version-1 element.
 pub const ELEMENT_TAG_V1: u8 = 0xE1;
-/// Element flag: the heap row is dead and the node is awaiting reuse.
+/// Element flag: the heap row is dead; scans pass through the node but never return it.
 pub const FLAG_DELETED: u8 = 1;
+/// Element flag: VACUUM repaired the node's neighbours and shrank it to a tombstone of
+/// ELEMENT_FIXED_BYTES whose line pointer an insert may reuse.
+pub const FLAG_FREE: u8 = 2;
 /// Bytes before the neighbour counts.
 pub const ELEMENT_FIXED_BYTES: usize = 12;
 /// "No node" (no entry point / empty slot).
@@ -410,6 +413,14 @@ impl<'a> ElementRef<'a> {
                 "graph item is not a qhnsw element".into(),
             ));
         }
+        if bytes[2] & FLAG_FREE != 0 {
+            if bytes.len() != ELEMENT_FIXED_BYTES {
+                return Err(LayoutError::Corrupt(
+                    "free element is not a tombstone".into(),
+                ));
+            }
+            return Ok(ElementRef { bytes, shape });
+        }
         let level = bytes[1] as usize;
         if level > MAX_LEVEL || bytes.len() != shape.size(level) {
             return Err(LayoutError::Corrupt(format!(
@@ -434,9 +445,14 @@ impl<'a> ElementRef<'a> {
         self.bytes[1] as usize
     }
 
-    /// True if the heap row was deleted.
+    /// True if the heap row was deleted (tombstones included).
     pub fn is_deleted(&self) -> bool {
-        self.bytes[2] & FLAG_DELETED != 0
+        self.bytes[2] & (FLAG_DELETED | FLAG_FREE) != 0
+    }
+
+    /// True for a tombstone (no neighbours, no code; its slot may be reused).
+    pub fn is_free(&self) -> bool {
+        self.bytes[2] & FLAG_FREE != 0
     }
 
     /// Heap TID as (block, offset).
@@ -447,8 +463,11 @@ impl<'a> ElementRef<'a> {
         )
     }
 
-    /// Number of neighbours on a layer.
+    /// Number of neighbours on a layer (0 for a tombstone or a layer above the level).
     pub fn count(&self, layer: usize) -> usize {
+        if self.is_free() || layer > self.level() {
+            return 0;
+        }
         self.bytes[ELEMENT_FIXED_BYTES + layer] as usize
     }
 
@@ -462,15 +481,18 @@ impl<'a> ElementRef<'a> {
         })
     }
 
-    /// The code bytes.
+    /// The code bytes (empty for a tombstone).
     pub fn code(&self) -> &'a [u8] {
+        if self.is_free() {
+            return &[];
+        }
         let at = self.shape.code_offset(self.level());
         &self.bytes[at..at + self.shape.code_len]
     }
 
     /// The float16 copy, if the index keeps one.
     pub fn float16(&self) -> Option<&'a [u8]> {
-        self.shape.float16_copy.then(|| {
+        (self.shape.float16_copy && !self.is_free()).then(|| {
             let at = self.shape.code_offset(self.level()) + self.shape.code_len;
             &self.bytes[at..at + 2 * self.shape.dims]
         })
@@ -501,9 +523,13 @@ pub fn write_element(
     }
 }
 
-/// Overwrites a layer's neighbour list of an element in place (truncating to capacity).
+/// Overwrites a layer's neighbour list of an element in place (truncating to capacity);
+/// tombstones and layers above the element's level are left alone.
 pub fn set_neighbors(element: &mut [u8], shape: ElementShape, layer: usize, ids: &[u32]) {
     let level = element[1] as usize;
+    if element[2] & FLAG_FREE != 0 || layer > level || element.len() != shape.size(level) {
+        return;
+    }
     let (first, cap) = shape.layer_slots(layer);
     let n = ids.len().min(cap);
     element[ELEMENT_FIXED_BYTES + layer] = n as u8;
@@ -516,6 +542,14 @@ pub fn set_neighbors(element: &mut [u8], shape: ElementShape, layer: usize, ids:
 /// Marks an element deleted (its slots stay so scans in flight can pass through it).
 pub fn mark_deleted(element: &mut [u8]) {
     element[2] |= FLAG_DELETED;
+}
+
+/// The tombstone that replaces a repaired, deleted element.
+pub fn tombstone() -> [u8; ELEMENT_FIXED_BYTES] {
+    let mut t = [0u8; ELEMENT_FIXED_BYTES];
+    t[0] = ELEMENT_TAG_V1;
+    t[2] = FLAG_DELETED | FLAG_FREE;
+    t
 }
 
 /// Packs a node id from a block number and a 1-based line pointer offset.
@@ -643,6 +677,27 @@ mod tests {
         bad = buf.clone();
         bad[1] = 9;
         assert!(ElementRef::parse(&bad, shape).is_err());
+    }
+
+    #[test]
+    fn tombstones_parse_as_free() {
+        let shape = ElementShape {
+            m: 4,
+            code_len: 5,
+            dims: 3,
+            float16_copy: true,
+        };
+        let t = tombstone();
+        let e = ElementRef::parse(&t, shape).unwrap();
+        assert!(e.is_free() && e.is_deleted());
+        assert_eq!(e.count(0), 0);
+        assert!(e.code().is_empty() && e.float16().is_none());
+        let mut long = vec![0u8; shape.size(0)];
+        long[..ELEMENT_FIXED_BYTES].copy_from_slice(&t);
+        assert!(ElementRef::parse(&long, shape).is_err());
+        let mut t2 = t;
+        set_neighbors(&mut t2, shape, 0, &[1, 2]);
+        assert_eq!(t2, t);
     }
 
     #[test]

@@ -174,7 +174,11 @@ fn find_slot(area: &'static Shared, key: u64, create: bool) -> Option<&'static S
 }
 
 /// Applies an update to an index's counters (shared slot, else local map).
-fn update(index: pg_sys::Relation, shared_add: impl Fn(&Slot), local: impl FnOnce(&mut IndexCounters)) {
+fn update(
+    index: pg_sys::Relation,
+    shared_add: impl Fn(&Slot),
+    local: impl FnOnce(&mut IndexCounters),
+) {
     // SAFETY: index is open.
     let oid = unsafe { (*index).rd_id }.to_u32();
     if let Some(area) = shared() {

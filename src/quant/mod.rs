@@ -31,6 +31,8 @@ mod kmeans;
 mod product;
 mod scalar;
 
+pub mod auto;
+
 #[cfg(test)]
 mod tests;
 

@@ -369,3 +369,29 @@ fn deletes_and_vacuum_never_return_dead_rows() {
         assert_eq!(Spi::get_one::<i64>(&sql).unwrap(), Some(0));
     }
 }
+
+/// qhnsw_check is clean on a healthy index and names a broken neighbour reference.
+#[pg_test]
+fn check_finds_broken_references() {
+    load_table("vq_chk", 16, &embeddings_like(500, 16, 27));
+    Spi::run("CREATE INDEX vq_chk_idx ON vq_chk USING qhnsw (v qvector_l2_ops)").unwrap();
+    Spi::run("INSERT INTO vq_chk SELECT id + 500, v FROM vq_chk WHERE id < 100").unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM qhnsw_check('vq_chk_idx')").unwrap(), Some(0));
+    let last_block = Spi::get_one::<i64>("SELECT pg_relation_size('vq_chk_idx') / 8192 - 1").unwrap().unwrap();
+    patch_page("vq_chk_idx", last_block as u32, crate::am::pages::PageKind::Graph, |page| {
+        for offset in 1..=page.item_count() {
+            let item = page.item_mut(offset);
+            if item[1] == 0 && item[12] > 0 {
+                item[16..20].copy_from_slice(&crate::am::pages::node_id(99_999, 1).to_le_bytes());
+                break;
+            }
+        }
+    });
+    let problems = text_of("SELECT string_agg(p, '; ') FROM qhnsw_check('vq_chk_idx') p");
+    assert!(problems.contains("neighbour (99999,1) is beyond the end of the index"), "{problems}");
+    Spi::run("CREATE INDEX vq_chk_btree ON vq_chk (id)").unwrap();
+    assert_eq!(
+        error_of("SELECT * FROM qhnsw_check('vq_chk_btree')"),
+        "42809: \"vq_chk_btree\" is not a qhnsw index"
+    );
+}
