@@ -2,6 +2,8 @@
 # README command (2): run every test. Installs whatever is missing first. Idempotent.
 #   1. plain `cargo test` of the Postgres-free core (kernels, quantizers, graph, formats)
 #   2. `cargo pgrx test`: in-server tests of the type and the index on a throwaway cluster
+#   3. server-level integration tests (tests/integration.rs): their own throwaway clusters
+#      for DELETE + VACUUM, kill -9 crash loops, a streaming replica and concurrent clients
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 install_system_packages
@@ -32,10 +34,21 @@ else
     summary+=("in-server: FAILED")
 fi
 
+log "server-level integration tests (cargo test --release --test integration)"
+# Installs the extension into the system PostgreSQL first, so this step also works alone.
+: >"${LOG_DIR}/integration.log"
+if install_extension 2>&1 | tee "${LOG_DIR}/install.log" &&
+    cargo test --release --test integration -- --test-threads=1 --nocapture 2>&1 | tee "${LOG_DIR}/integration.log"; then
+    summary+=("integration: $(grep -E '^test result' "${LOG_DIR}/integration.log" | tail -1)")
+else
+    status=1
+    summary+=("integration: FAILED")
+fi
+
 log "summary"
 printf '%s\n' "${summary[@]}"
-passed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' "${LOG_DIR}/core.log" "${LOG_DIR}/pg.log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -hoE '[0-9]+ failed' "${LOG_DIR}/core.log" "${LOG_DIR}/pg.log" | awk '{s+=$1} END {print s+0}')
+passed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' "${LOG_DIR}/core.log" "${LOG_DIR}/pg.log" "${LOG_DIR}/integration.log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -hoE '[0-9]+ failed' "${LOG_DIR}/core.log" "${LOG_DIR}/pg.log" "${LOG_DIR}/integration.log" | awk '{s+=$1} END {print s+0}')
 if [ "${status}" -ne 0 ] && [ "${failed}" -eq 0 ]; then failed=1; fi
 echo "${passed} passed, ${failed} failed"
 exit "${status}"

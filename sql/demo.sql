@@ -18,6 +18,11 @@ EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding <-> (SELECT embeddin
 SELECT id, round((embedding <-> (SELECT embedding FROM items WHERE id = 1))::numeric, 4) AS distance
 FROM items ORDER BY embedding <-> (SELECT embedding FROM items WHERE id = 1) LIMIT 5;
 
-SELECT pg_size_pretty(pg_relation_size('items_embedding_idx')) AS index_size,
-       pg_size_pretty(count(*) * 128 * 4) AS float4_data
-FROM items;
+\x on
+SELECT method, dimensions, vectors, pg_size_pretty(index_bytes) AS index_size,
+       pg_size_pretty(float4_bytes) AS float4_size, round(compression_ratio::numeric, 2) AS compression_ratio,
+       round(estimated_quality_loss::numeric, 4) AS estimated_quality_loss,
+       round(recall_at_10::numeric, 3) AS recall_at_10, round(mean_latency_ms::numeric, 3) AS mean_latency_ms,
+       round(qps::numeric) AS qps, chosen_because
+FROM quantization_stats('items_embedding_idx', sample_queries => 50);
+SELECT * FROM qhnsw_stat_indexes;

@@ -51,6 +51,6 @@ pub mod pg_test {
 
     /// Extra postgresql.conf lines for the test cluster.
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        vec!["shared_preload_libraries = 'vectorize_quant'"]
     }
 }

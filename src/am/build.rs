@@ -91,6 +91,11 @@ pub fn item_pointer(tid: &pg_sys::ItemPointerData) -> (u32, u16) {
     (block, tid.ip_posid)
 }
 
+/// True if a vector has unit length (within float4 rounding of normalised embeddings).
+pub fn is_unit(v: &[f32]) -> bool {
+    (distance::norm_squared(v) - 1.0).abs() <= 2e-3
+}
+
 /// Scales a vector to unit length; false for a zero vector.
 pub fn normalize(v: &mut [f32]) -> bool {
     let norm = distance::norm_squared(v).sqrt();
@@ -108,16 +113,16 @@ fn column_dims(index: pg_sys::Relation) -> usize {
     typmod.max(0) as usize
 }
 
-/// Trains the index's quantizer on a seeded sample of the rows.
-pub fn train_quantizer(opts: &QhnswOptions, dims: usize, data: &[f32]) -> Quantizer {
+/// Trains the index's quantizer on a seeded sample of the rows. With `quantizer = 'auto'`
+/// the candidates are evaluated on the sample first and the smallest meeting
+/// `quality_threshold` is trained; the returned text says which and why.
+pub fn train_quantizer(
+    opts: &QhnswOptions,
+    dims: usize,
+    data: &[f32],
+    metric: Metric,
+) -> (Quantizer, Option<String>) {
     let rows = data.len() / dims;
-    let config = QuantizerConfig {
-        kind: opts.quantizer.unwrap_or(QuantizerKind::Sq8),
-        pq_subvectors: opts.pq_subvectors,
-        pq_bits: opts.pq_bits,
-        seed: BUILD_SEED,
-        ..QuantizerConfig::default()
-    };
     let sample_rows: Vec<usize> = if rows <= TRAINING_SAMPLE_ROWS {
         (0..rows).collect()
     } else {
@@ -130,12 +135,43 @@ pub fn train_quantizer(opts: &QhnswOptions, dims: usize, data: &[f32]) -> Quanti
     for r in sample_rows {
         sample_data.extend_from_slice(&data[r * dims..(r + 1) * dims]);
     }
-    Quantizer::train(&config, dims, &sample_data).unwrap_or_else(|e| {
+    let (config, reason) = match opts.quantizer {
+        Some(kind) => (
+            QuantizerConfig {
+                kind,
+                pq_subvectors: opts.pq_subvectors,
+                pq_bits: opts.pq_bits,
+                ..QuantizerConfig::default()
+            },
+            None,
+        ),
+        None => {
+            let (config, reports) = crate::quant::auto::choose_for_build(
+                dims,
+                &sample_data,
+                metric,
+                opts.quality_threshold,
+            );
+            (
+                config,
+                Some(crate::quant::auto::explain(
+                    &reports,
+                    opts.quality_threshold,
+                )),
+            )
+        }
+    };
+    let config = QuantizerConfig {
+        seed: BUILD_SEED,
+        ..config
+    };
+    let quantizer = Quantizer::train(&config, dims, &sample_data).unwrap_or_else(|e| {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("cannot train the quantizer: {e}"),
         )
-    })
+    });
+    (quantizer, reason)
 }
 
 /// Runs the parallel graph build off the main thread, reporting progress by NOTICE.
@@ -414,15 +450,20 @@ pub unsafe extern "C-unwind" fn ambuild(
         );
     }
     let mut meta = empty_meta(&opts, collected.dims, metric);
+    let trained = (!collected.tids.is_empty())
+        .then(|| train_quantizer(&opts, collected.dims, &collected.data, metric));
     write_new_page(index, PageSink::Build, PageKind::Meta, 0, |page| {
         must_add(page, &meta.encode());
+        if let Some((_, Some(reason))) = &trained {
+            must_add(page, reason.as_bytes());
+        }
     });
-    if collected.tids.is_empty() {
-        meta = start_staging(index, PageSink::Build, meta);
-    } else {
-        let quantizer = train_quantizer(&opts, collected.dims, &collected.data);
-        meta = write_graph(index, PageSink::Build, &opts, &quantizer, &collected, meta);
-    }
+    meta = match &trained {
+        None => start_staging(index, PageSink::Build, meta),
+        Some((quantizer, _)) => {
+            write_graph(index, PageSink::Build, &opts, quantizer, &collected, meta)
+        }
+    };
     put_meta_unlogged(index, &meta);
     log_all_pages(index);
     // SAFETY: palloc a result struct for the caller.
@@ -454,6 +495,7 @@ pub fn empty_meta(opts: &QhnswOptions, dims: usize, metric: Metric) -> MetaPage 
         node_count: 0,
         build_id: new_build_id(),
         staging: false,
+        unit_norm: false,
     }
 }
 
@@ -530,6 +572,7 @@ pub fn write_graph(
     meta.quantizer_bytes = blob.len() as u32;
     meta.insert_page = placement.location.last().map(|l| l.0).unwrap_or(0);
     meta.node_count = n as u64;
+    meta.unit_norm = rows.data.par_chunks(dims).all(is_unit);
 
     let mut element = Vec::new();
     let mut neighbors = Vec::new();

@@ -48,6 +48,8 @@ pub struct PageGraph<'q> {
     pub quantizer: &'q Quantizer,
     /// Distances computed so far.
     pub distances: u64,
+    /// Set once some node's layer-0 list holds the node being inserted.
+    pub back_linked: bool,
 }
 
 impl SearchGraph for PageGraph<'_> {
@@ -131,6 +133,7 @@ impl GraphWrite for PageGraph<'_> {
                     Err(e) => raise_corrupt(self.index, block, &e),
                 };
                 if element.contains(&new) {
+                    self.back_linked |= layer == 0;
                     return;
                 }
                 if element.len() < max_neighbors {
@@ -138,6 +141,7 @@ impl GraphWrite for PageGraph<'_> {
                     list.push(new);
                     set_neighbors(page.item_mut(offset), self.shape, layer, &list);
                     page.commit();
+                    self.back_linked |= layer == 0;
                     return;
                 }
                 element
@@ -157,8 +161,32 @@ impl GraphWrite for PageGraph<'_> {
             if current == snapshot {
                 set_neighbors(page.item_mut(offset), self.shape, layer, &pruned);
                 page.commit();
+                self.back_linked |= layer == 0 && pruned.contains(&new);
                 return;
             }
         }
     }
+}
+
+/// Makes `id` reachable when every neighbour pruned it from its list (Algorithm 4 may
+/// drop a new node everywhere): puts it in its nearest neighbour's layer-0 list, in
+/// a free slot or in place of that list's farthest entry.
+pub fn force_back_link(index: pg_sys::Relation, shape: ElementShape, nearest: u32, id: u32) {
+    let (block, offset) = node_location(nearest);
+    let mut page = PageWrite::new(index, block, PageKind::Graph);
+    let mut list: Vec<u32> = match ElementRef::parse(page.item_mut(offset), shape) {
+        Ok(e) if e.is_free() => return,
+        Ok(e) => e.neighbors(0).collect(),
+        Err(e) => raise_corrupt(index, block, &e),
+    };
+    if list.contains(&id) {
+        return;
+    }
+    if list.len() < shape.m0() {
+        list.push(id);
+    } else if let Some(last) = list.last_mut() {
+        *last = id;
+    }
+    set_neighbors(page.item_mut(offset), shape, 0, &list);
+    page.commit();
 }

@@ -8,11 +8,11 @@
 
 use super::buffer::{block_count, graph_blocks, page_identity, raise_corrupt, PageRead, PageWrite};
 use super::build::{
-    check_row_dims, item_pointer, normalize, start_staging, train_quantizer, write_graph,
+    check_row_dims, is_unit, item_pointer, normalize, start_staging, train_quantizer, write_graph,
     Collected, PageSink,
 };
-use super::graph_pages::{shape_of, PageGraph};
-use super::meta::{load_quantizer, read_meta, write_meta, META_BLOCK};
+use super::graph_pages::{force_back_link, shape_of, with_element, PageGraph};
+use super::meta::{load_quantizer, read_meta, write_auto_reason, write_meta, META_BLOCK};
 use super::options::index_options;
 use super::pages::{
     node_id, write_element, ElementRef, LayoutError, MetaPage, PageKind, ELEMENT_FIXED_BYTES,
@@ -129,7 +129,10 @@ fn convert_staging(index: pg_sys::Relation, meta: MetaPage) -> MetaPage {
     if rows.tids.is_empty() {
         return meta;
     }
-    let quantizer = train_quantizer(&opts, dims, &rows.data);
+    let (quantizer, reason) = train_quantizer(&opts, dims, &rows.data, meta.metric);
+    if let Some(reason) = reason {
+        write_auto_reason(index, &reason);
+    }
     write_graph(index, PageSink::Logged, &opts, &quantizer, &rows, meta)
 }
 
@@ -153,6 +156,16 @@ fn insert_linked(
             &LayoutError::Corrupt("the index has no quantizer pages".into()),
         );
     };
+    if meta.unit_norm && !is_unit(&value) {
+        // a vector of another length: stop ranking inner product with the L2 estimator
+        let mut current = read_meta(index);
+        current.unit_norm = false;
+        write_meta(index, &current);
+    }
+    let meta = MetaPage {
+        unit_norm: meta.unit_norm && is_unit(&value),
+        ..meta
+    };
     let shape = shape_of(&meta);
     let params = HnswParams::new(meta.m as usize, meta.ef_construction as usize);
     let level = random_level(&params, &mut rand::thread_rng()).min(MAX_LEVEL);
@@ -170,11 +183,18 @@ fn insert_linked(
         index,
         shape,
         entry,
-        estimator: quantizer.estimator(&value, meta.metric),
+        estimator: quantizer.estimator(&value, meta.code_metric()),
         quantizer: &quantizer,
         distances: 0,
+        back_linked: false,
     };
     insert_node(&mut graph, id, level, &params);
+    if !graph.back_linked {
+        let nearest = with_element(index, shape, id, |e| e.neighbors(0).next());
+        if let Some(nearest) = nearest {
+            force_back_link(index, shape, nearest, id);
+        }
+    }
     true
 }
 

@@ -120,3 +120,32 @@ pub fn load_quantizer(index: pg_sys::Relation, meta: &MetaPage) -> Option<Arc<Qu
     });
     Some(quantizer)
 }
+
+/// Stores why `quantizer = 'auto'` chose its quantizer (item 2 of the meta page).
+pub fn write_auto_reason(index: pg_sys::Relation, reason: &str) {
+    let mut page = PageWrite::new(index, META_BLOCK, PageKind::Meta);
+    let bytes = reason.as_bytes();
+    if page.item_count() >= 2 {
+        // SAFETY: item 2 exists on the locked working copy; Postgres checks the space.
+        let ok = unsafe {
+            pg_sys::PageIndexTupleOverwrite(
+                page.page(),
+                2,
+                bytes.as_ptr() as pg_sys::Item,
+                bytes.len(),
+            )
+        };
+        if !ok {
+            return; // the reason is informational; keep the old one rather than fail an insert
+        }
+    } else if page.add_item(bytes).is_none() {
+        return;
+    }
+    page.commit();
+}
+
+/// Why `quantizer = 'auto'` chose the index's quantizer, if it did.
+pub fn read_auto_reason(index: pg_sys::Relation) -> Option<String> {
+    let page = PageRead::new(index, META_BLOCK, PageKind::Meta);
+    (page.item_count() >= 2).then(|| String::from_utf8_lossy(page.item(2)).into_owned())
+}

@@ -187,9 +187,21 @@ pub struct MetaPage {
     /// The index still stages exact (flat) vectors until it has enough rows to train
     /// its configured quantizer (an index created on an empty table).
     pub staging: bool,
+    /// Every indexed vector had unit norm at build time (inner product then ranks codes
+    /// with the L2 estimator: the same order on unit vectors, and better estimates).
+    pub unit_norm: bool,
 }
 
 impl MetaPage {
+    /// The metric the quantized estimators rank codes with.
+    pub fn code_metric(&self) -> Metric {
+        if self.metric == Metric::InnerProduct && self.unit_norm {
+            Metric::L2
+        } else {
+            self.metric
+        }
+    }
+
     /// Tag stored in the special space of this build's graph pages.
     pub fn build_tag(&self) -> u32 {
         self.build_id as u32
@@ -284,7 +296,7 @@ impl MetaPage {
         put(&self.insert_page.to_le_bytes());
         put(&self.node_count.to_le_bytes());
         put(&self.build_id.to_le_bytes());
-        put(&[self.staging as u8]);
+        put(&[self.staging as u8 | (self.unit_norm as u8) << 1]);
         out
     }
 
@@ -326,7 +338,14 @@ impl MetaPage {
             insert_page: r.u32(),
             node_count: r.u64(),
             build_id: r.u64(),
-            staging: r.u8() & 1 != 0,
+            staging: false,
+            unit_norm: false,
+        };
+        let flags = r.u8();
+        let meta = MetaPage {
+            staging: flags & 1 != 0,
+            unit_norm: flags & 2 != 0,
+            ..meta
         };
         // dims = 0: built on an empty table, dimensions not known yet.
         if meta.dims > 16000 || meta.m < 2 || meta.m > 100 {
@@ -585,6 +604,7 @@ mod tests {
             node_count: 12345,
             build_id: 0xdead_beef,
             staging: true,
+            unit_norm: true,
         }
     }
 

@@ -233,9 +233,10 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
         index,
         shape: shape_of(meta),
         entry: Some((meta.entry_node, meta.entry_level as usize)),
-        estimator: quantizer.estimator(query, meta.metric),
+        estimator: quantizer.estimator(query, meta.code_metric()),
         quantizer: &quantizer,
         distances: 0,
+        back_linked: false,
     };
     let batch = match state.search.as_mut() {
         None => {

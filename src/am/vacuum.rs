@@ -289,7 +289,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         index,
         shape,
         quantizer: &quantizer,
-        metric: meta.metric,
+        metric: meta.code_metric(),
         codes: HashMap::new(),
     };
     let highest = repair(index, &blocks, &mut cache, &deleted, &params);

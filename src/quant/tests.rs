@@ -52,6 +52,12 @@ fn trained(kind: QuantizerKind, pq_subvectors: usize, pq_bits: u8) -> Quantizer 
 
 /// Recall@10 of brute force over codes, optionally re-ranking the best `rerank` exactly.
 fn recall(q: &Quantizer, metric: Metric, rerank: usize) -> f64 {
+    recall_ranked_by(q, metric, metric, rerank)
+}
+
+/// Like `recall`, but the codes are ranked with `estimator_metric` (the index ranks
+/// inner product on unit-norm data with the L2 estimator: the same order, better estimates).
+fn recall_ranked_by(q: &Quantizer, estimator_metric: Metric, metric: Metric, rerank: usize) -> f64 {
     let d = data();
     let len = q.code_len();
     let mut codes = vec![0u8; BASE * len];
@@ -63,7 +69,7 @@ fn recall(q: &Quantizer, metric: Metric, rerank: usize) -> f64 {
         .queries
         .par_chunks(DIMS)
         .map(|query| {
-            let est = q.estimator(query, metric);
+            let est = q.estimator(query, estimator_metric);
             let scored: Vec<(f32, u32)> = codes
                 .chunks_exact(len)
                 .enumerate()
@@ -159,11 +165,16 @@ fn binary_recall_and_estimator_beats_hamming() {
         recall(&q, Metric::Cosine, 40),
         0.95,
     );
-    // Not a requirement; measured 0.886 (the dot form cannot use the L2 cancellation).
+    // The dot-form estimator cannot use the L2 cancellation (|x̂| varies by code), so
+    // on unit-norm data the index ranks inner product with the L2 estimator instead.
+    println!(
+        "binary ip rerank40 with the dot-form estimator: recall@10 = {:.4} (informational)",
+        recall(&q, Metric::InnerProduct, 40)
+    );
     at_least(
-        "binary ip rerank40",
-        recall(&q, Metric::InnerProduct, 40),
-        0.85,
+        "binary ip rerank40 ranked by the L2 estimator (unit-norm data)",
+        recall_ranked_by(&q, Metric::L2, Metric::InnerProduct, 40),
+        0.95,
     );
     // Hamming ranking for comparison: rank by popcount of the query's own code.
     let d = data();

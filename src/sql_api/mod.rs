@@ -49,6 +49,8 @@ pub struct Target {
     pub meta: MetaPage,
     /// The stored quantizer (None for an index built on an empty table).
     pub quantizer: Option<Arc<Quantizer>>,
+    /// Why `quantizer = 'auto'` chose it, as recorded by the build.
+    pub auto_reason: Option<String>,
 }
 
 impl Target {
@@ -283,7 +285,7 @@ pub fn resolve(index_oid: pg_sys::Oid, need_owner: bool) -> Target {
             format!("must be owner of index {index_sql}"),
         );
     }
-    let (meta, quantizer) = read_index(index_oid);
+    let (meta, quantizer, auto_reason) = read_index(index_oid);
     Target {
         index_oid,
         heap_oid,
@@ -295,19 +297,21 @@ pub fn resolve(index_oid: pg_sys::Oid, need_owner: bool) -> Target {
         reloptions: options.unwrap_or_default().into_iter().flatten().collect(),
         meta,
         quantizer,
+        auto_reason,
     }
 }
 
 /// Reads the meta page and quantizer of a qhnsw index (locks it ACCESS SHARE until commit).
-pub fn read_index(index_oid: pg_sys::Oid) -> (MetaPage, Option<Arc<Quantizer>>) {
+pub fn read_index(index_oid: pg_sys::Oid) -> (MetaPage, Option<Arc<Quantizer>>, Option<String>) {
     // SAFETY: the oid is a qhnsw index (checked by the caller); the relation is closed
     // again before returning, keeping its lock until the end of the transaction.
     unsafe {
         let rel = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let meta = read_meta(rel);
         let quantizer = load_quantizer(rel, &meta);
+        let reason = crate::am::meta::read_auto_reason(rel);
         pg_sys::index_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-        (meta, quantizer)
+        (meta, quantizer, reason)
     }
 }
 

@@ -49,6 +49,15 @@ pub struct Measured {
 /// Why the index uses its quantizer, from its options and meta page.
 pub fn chosen_because(t: &Target) -> String {
     let built = t.meta.quantizer.name();
+    if let (Some(reason), false) = (&t.auto_reason, t.meta.staging) {
+        return format!("quantizer = 'auto': {reason}");
+    }
+    if t.meta.staging {
+        let configured = t.reloption("quantizer").unwrap_or_else(|| "sq8".into());
+        return format!(
+            "staging: exact (none) codes until the index has enough rows to train quantizer '{configured}'"
+        );
+    }
     match t.reloption("quantizer") {
         Some(v) if v.eq_ignore_ascii_case("auto") => {
             let threshold = t.reloption("quality_threshold").unwrap_or_else(|| "0.95".into());

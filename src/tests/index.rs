@@ -395,3 +395,23 @@ fn check_finds_broken_references() {
         "42809: \"vq_chk_btree\" is not a qhnsw index"
     );
 }
+
+/// quantizer = 'auto' evaluates the candidates at build time, keeps the smallest meeting
+/// the threshold, records why, and the index then meets that threshold.
+#[pg_test]
+fn auto_quantizer_is_chosen_and_explained() {
+    let dims = 64;
+    let base = embeddings_like(4_000, dims, 31);
+    load_table("vq_auto", dims, &base);
+    Spi::run(
+        "CREATE INDEX vq_auto_idx ON vq_auto USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'auto', quality_threshold = 0.95)",
+    )
+    .unwrap();
+    let because = text_of("SELECT chosen_because FROM quantization_stats('vq_auto_idx')");
+    let method = text_of("SELECT method FROM quantization_stats('vq_auto_idx')");
+    assert!(because.starts_with("quantizer = 'auto': smallest meeting recall 0.95: "), "{because}");
+    assert!(because.contains(&format!(": {method}")), "{method} / {because}");
+    assert_ne!(method, "none", "a quantizer smaller than float4 meets 0.95 on this data");
+    let recall = l2_recall("vq_auto", &base, dims, 32);
+    assert!(recall >= 0.95, "auto-chosen {method}: recall@10 {recall:.4}");
+}

@@ -1,0 +1,1446 @@
+//! Server-level integration tests (issue #5): each test starts its own throwaway
+//! PostgreSQL 15 cluster(s) under a temporary directory owned by the `postgres` OS
+//! user, loads seeded clustered vectors, and checks the `qhnsw` index from outside
+//! the server with the `postgres` client:
+//!
+//! - `delete_vacuum_recall_and_space_reuse`: DELETE 75% + VACUUM, recall over the
+//!   survivors, no deleted row returned; DELETE all + VACUUM + re-insert keeps the size.
+//! - `crash_loop_kill9`: `kill -9` of the server while a client commits inserts and
+//!   deletes; after every restart every committed row is found through the index.
+//! - `streaming_replica_identical_results`: a `pg_basebackup -R` standby returns the
+//!   same top-10 ids as the primary after build, delete, VACUUM and inserts.
+//! - `concurrent_clients_with_vacuum`: 8 clients mix inserts, deletes, searches and
+//!   VACUUM; no errors, every surviving row still reachable.
+//!
+//! The extension must be installed in the system PostgreSQL 15
+//! (`cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config`).
+//! Run: `cargo test --release --test integration -- --test-threads=1 --nocapture`.
+
+use postgres::{Client, NoTls};
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+// ---------------------------------------------------------------------------------
+// Seeded data
+// ---------------------------------------------------------------------------------
+
+/// SplitMix64: a small, good-quality seeded generator.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(1e-300);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// Clustered gaussian data; the vector of a row is a pure function of its id, so
+/// threads and checks can regenerate any row without sharing storage.
+#[derive(Clone)]
+struct Data {
+    seed: u64,
+    centres: Vec<Vec<f32>>,
+}
+
+impl Data {
+    fn new(dims: usize, clusters: usize, seed: u64) -> Data {
+        let mut rng = Rng::new(seed);
+        let centres = (0..clusters)
+            .map(|_| (0..dims).map(|_| (rng.normal() * 1.0) as f32).collect())
+            .collect();
+        Data { seed, centres }
+    }
+    fn sample(&self, stream: u64) -> Vec<f32> {
+        let mut rng = Rng::new(
+            self.seed
+                .wrapping_mul(31)
+                .wrapping_add(stream.wrapping_mul(0xD1B5_4A32_D192_ED03)),
+        );
+        let c = &self.centres[rng.below(self.centres.len())];
+        c.iter()
+            .map(|&x| x + (rng.normal() * 0.35) as f32)
+            .collect()
+    }
+    /// The vector of row `id`.
+    fn row(&self, id: i64) -> Vec<f32> {
+        self.sample(id as u64)
+    }
+    /// Query vector `i` (a different stream than rows, same distribution).
+    fn query(&self, i: usize) -> Vec<f32> {
+        self.sample((1u64 << 62) + i as u64)
+    }
+}
+
+/// `[a,b,c]` with shortest round-trip float formatting, so the server stores exactly
+/// the f32 values the test computes with.
+fn vtext(v: &[f32]) -> String {
+    let mut s = String::with_capacity(v.len() * 12);
+    s.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!("{x}"));
+    }
+    s.push(']');
+    s
+}
+
+fn l2sq(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum()
+}
+
+// ---------------------------------------------------------------------------------
+// Throwaway clusters
+// ---------------------------------------------------------------------------------
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL binary as the `postgres` OS user (initdb refuses root).
+fn pg_cmd(bin: &str, args: &[&str]) -> Output {
+    let path = format!("{PG_BIN}/{bin}");
+    let out = if is_root() {
+        Command::new("sudo")
+            .args(["-u", "postgres", "-H", &path])
+            .args(args)
+            .output()
+    } else {
+        Command::new(&path).args(args).output()
+    };
+    out.unwrap_or_else(|e| panic!("cannot run {bin}: {e}"))
+}
+
+fn pg_cmd_ok(bin: &str, args: &[&str]) {
+    let out = pg_cmd(bin, args);
+    assert!(
+        out.status.success(),
+        "{bin} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(29000);
+
+/// A port on 127.0.0.1 nobody listens on.
+fn free_port() -> u16 {
+    loop {
+        let p = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        assert!(p < 29900, "no free port found");
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// A temp directory owned by `postgres`, removed on drop.
+fn make_root(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let root = std::env::temp_dir().join(format!(
+        "vq_it_{}_{}_{}",
+        name,
+        std::process::id(),
+        nanos % 100000
+    ));
+    fs::create_dir_all(&root).unwrap();
+    if is_root() {
+        let st = Command::new("chown")
+            .args(["postgres:postgres", root.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "chown {root:?}");
+    }
+    root
+}
+
+/// One PostgreSQL cluster; stopped (immediate) and deleted on drop, also on panic.
+struct Cluster {
+    name: String,
+    root: PathBuf,
+    data: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn conf_lines(&self) -> String {
+        format!(
+            "\n# vectorize_quant integration test\nport = {}\nlisten_addresses = '127.0.0.1'\n\
+             unix_socket_directories = '{}'\nshared_preload_libraries = ''\nwal_level = replica\n\
+             fsync = on\nsynchronous_commit = on\nmax_wal_senders = 5\nhot_standby = on\n\
+             max_connections = 40\nshared_buffers = 64MB\nautovacuum = off\n",
+            self.port,
+            self.root.display()
+        )
+    }
+
+    /// initdb + start a new primary.
+    fn primary(name: &str) -> Cluster {
+        let root = make_root(name);
+        let c = Cluster {
+            name: name.into(),
+            data: root.join("data"),
+            root,
+            port: free_port(),
+        };
+        pg_cmd_ok(
+            "initdb",
+            &[
+                "-D",
+                c.data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        c.append_conf(&c.conf_lines());
+        c.start();
+        c
+    }
+
+    /// `pg_basebackup -R` of `primary`, started as a streaming standby.
+    fn standby_of(primary: &Cluster, name: &str) -> Cluster {
+        let root = make_root(name);
+        let c = Cluster {
+            name: name.into(),
+            data: root.join("data"),
+            root,
+            port: free_port(),
+        };
+        pg_cmd_ok(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                c.data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+        );
+        c.append_conf(&c.conf_lines());
+        c.start();
+        c
+    }
+
+    fn append_conf(&self, text: &str) {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(self.data.join("postgresql.conf"))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root.join("server.log")
+    }
+
+    fn start(&self) {
+        let log = self.log_path();
+        let out = pg_cmd(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "120",
+                "start",
+            ],
+        );
+        if !out.status.success() {
+            panic!(
+                "pg_ctl start of {} failed: {}\n--- server log tail ---\n{}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr),
+                self.log_tail(40)
+            );
+        }
+    }
+
+    fn log_tail(&self, n: usize) -> String {
+        let text = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    fn postmaster_pid(&self) -> Option<i32> {
+        let text = fs::read_to_string(self.data.join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// `kill -9` of the postmaster and all its children at once (a server crash).
+    fn kill9(&self) {
+        let pm = self.postmaster_pid().expect("postmaster.pid");
+        let mut pids = vec![pm];
+        pids.extend(children_of(pm));
+        let args: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+        let st = Command::new("kill").arg("-9").args(&args).status().unwrap();
+        assert!(st.success() || !alive(pm), "kill -9 {args:?}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pids.iter().any(|&p| alive(p)) {
+            assert!(
+                Instant::now() < deadline,
+                "server processes survive kill -9: {pids:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        // A killed postmaster nobody reaps stays a zombie, which still answers kill(pid, 0):
+        // remove the stale lock file then, as a reboot would make it stale anyway.
+        // The same holds for the socket lock file.
+        if Path::new(&format!("/proc/{pm}")).exists() {
+            let _ = fs::remove_file(self.data.join("postmaster.pid"));
+            let _ = fs::remove_file(self.root.join(format!(".s.PGSQL.{}.lock", self.port)));
+        }
+    }
+
+    fn stop_immediate(&self) {
+        let _ = pg_cmd(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    fn conninfo(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=10 \
+             options='-c statement_timeout=180000'",
+            self.port
+        )
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(&self.conninfo(), NoTls)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.name))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "--- {} server log tail ---\n{}\n---",
+                self.name,
+                self.log_tail(60)
+            );
+        }
+        if let Some(pm) = self.postmaster_pid() {
+            if alive(pm) {
+                self.stop_immediate();
+            }
+            if alive(pm) {
+                let mut pids = vec![pm];
+                pids.extend(children_of(pm));
+                let _ = Command::new("kill")
+                    .arg("-9")
+                    .args(pids.iter().map(|p| p.to_string()))
+                    .status();
+            }
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Whether `pid` is a live process (zombies count as dead).
+fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next())
+                .unwrap_or("X");
+            state != "Z" && state != "X"
+        }
+        Err(_) => false,
+    }
+}
+
+fn children_of(ppid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let rest = stat.rsplit(')').next().unwrap_or("");
+            let mut f = rest.split_whitespace();
+            let _state = f.next();
+            if f.next().and_then(|p| p.parse::<i32>().ok()) == Some(ppid) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------
+// SQL helpers
+// ---------------------------------------------------------------------------------
+
+fn setup_table(c: &mut Client, table: &str, dims: usize) {
+    c.batch_execute(&format!(
+        "CREATE EXTENSION IF NOT EXISTS vectorize_quant;
+         CREATE TABLE {table} (id bigint PRIMARY KEY, v qvector({dims}) NOT NULL);"
+    ))
+    .unwrap();
+}
+
+/// COPY rows `ids` (vectors from `data`) into `table`.
+fn copy_rows(c: &mut Client, table: &str, data: &Data, ids: impl Iterator<Item = i64>) {
+    use std::io::Write;
+    let mut w = c
+        .copy_in(&format!("COPY {table} (id, v) FROM STDIN"))
+        .unwrap();
+    for id in ids {
+        writeln!(w, "{}\t{}", id, vtext(&data.row(id))).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+fn create_index(c: &mut Client, table: &str, index: &str) {
+    let t = Instant::now();
+    c.batch_execute(&format!(
+        "CREATE INDEX {index} ON {table} USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'sq8')"
+    ))
+    .unwrap();
+    println!("  CREATE INDEX {index}: {:.2} s", t.elapsed().as_secs_f64());
+}
+
+fn index_size(c: &mut Client, index: &str) -> i64 {
+    c.query_one("SELECT pg_relation_size($1::text::regclass)", &[&index])
+        .unwrap()
+        .get(0)
+}
+
+fn all_ids(c: &mut Client, table: &str) -> HashSet<i64> {
+    c.query(&format!("SELECT id FROM {table}"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Makes the session use the index for ORDER BY ... LIMIT and checks that it does.
+fn force_index(c: &mut Client, table: &str, index: &str, data: &Data) {
+    c.batch_execute("SET enable_seqscan = off").unwrap();
+    let q = vtext(&data.query(0));
+    let plan: Vec<String> = c
+        .query(
+            &format!("EXPLAIN SELECT id FROM {table} ORDER BY v <-> '{q}' LIMIT 10"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains(&format!("Index Scan using {index}")),
+        "plan does not use {index}:\n{plan}"
+    );
+}
+
+fn knn_sql(table: &str) -> String {
+    format!("SELECT id FROM {table} ORDER BY v <-> $1::text::qvector LIMIT $2")
+}
+
+fn knn(
+    c: &mut Client,
+    stmt: &postgres::Statement,
+    q: &[f32],
+    k: i64,
+) -> Result<Vec<i64>, postgres::Error> {
+    Ok(c.query(stmt, &[&vtext(q), &k])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Exact-match lookup through the index: Ok(true) when the row (or a row with a
+/// vector at distance 0) comes first.
+fn exact_match(
+    c: &mut Client,
+    stmt: &postgres::Statement,
+    data: &Data,
+    id: i64,
+) -> Result<bool, postgres::Error> {
+    let rows = c.query(stmt, &[&vtext(&data.row(id))])?;
+    Ok(match rows.first() {
+        Some(r) => r.get::<_, i64>(0) == id || r.get::<_, f64>(1) == 0.0,
+        None => false,
+    })
+}
+
+fn exact_sql(table: &str) -> String {
+    format!("SELECT id, (v <-> $1::text::qvector)::float8 FROM {table} ORDER BY v <-> $1::text::qvector LIMIT 1")
+}
+
+/// Every id in `ids` found by an exact-match query; returns the misses.
+fn check_reachable(c: &mut Client, table: &str, data: &Data, ids: &[i64]) -> Vec<i64> {
+    let stmt = c.prepare(&exact_sql(table)).unwrap();
+    let mut missed = Vec::new();
+    for &id in ids {
+        if !exact_match(c, &stmt, data, id)
+            .unwrap_or_else(|e| panic!("exact-match query for id {id}: {e}"))
+        {
+            missed.push(id);
+        }
+    }
+    missed
+}
+
+/// Recall@k of the index over `live` (exact truth computed here) on `nq` queries,
+/// plus the returned ids that are not in `live` (deleted or unknown rows).
+struct RecallReport {
+    recall: f64,
+    foreign: Vec<i64>,
+    short: usize,
+}
+
+fn recall_at_k(
+    c: &mut Client,
+    table: &str,
+    data: &Data,
+    live: &[i64],
+    nq: usize,
+    k: usize,
+) -> RecallReport {
+    let vecs: HashMap<i64, Vec<f32>> = live.iter().map(|&id| (id, data.row(id))).collect();
+    let stmt = c.prepare(&knn_sql(table)).unwrap();
+    let (mut hits, mut total, mut short) = (0usize, 0usize, 0usize);
+    let mut foreign = Vec::new();
+    for i in 0..nq {
+        let q = data.query(i);
+        let mut d: Vec<f64> = vecs.values().map(|v| l2sq(v, &q)).collect();
+        d.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let kk = k.min(d.len());
+        let bound = d[kk - 1] * (1.0 + 1e-6) + 1e-9;
+        let got = knn(c, &stmt, &q, k as i64).unwrap_or_else(|e| panic!("knn query {i}: {e}"));
+        if got.len() < kk {
+            short += 1;
+        }
+        for id in got {
+            match vecs.get(&id) {
+                Some(v) if l2sq(v, &q) <= bound => hits += 1,
+                Some(_) => {}
+                None => foreign.push(id),
+            }
+        }
+        total += kk;
+    }
+    RecallReport {
+        recall: hits as f64 / total as f64,
+        foreign,
+        short,
+    }
+}
+
+/// Runs `qhnsw_check(index)` if the function exists. It returns one text row per
+/// problem found (`SETOF text`): the index is clean when it returns no rows (a boolean
+/// variant must return true). An ERROR is a failure too. Returns Err(description).
+fn run_qhnsw_check(c: &mut Client, index: &str) -> Result<(), String> {
+    let rows = c
+        .query(
+            "SELECT prorettype::regtype::text FROM pg_proc WHERE proname = 'qhnsw_check'",
+            &[],
+        )
+        .unwrap();
+    let Some(row) = rows.first() else {
+        println!("  qhnsw_check: function not present in this build -> check SKIPPED");
+        return Ok(());
+    };
+    let rettype: String = row.get(0);
+    let t = Instant::now();
+    match c.simple_query(&format!("SELECT * FROM qhnsw_check('{index}')")) {
+        Ok(msgs) => {
+            let mut found = Vec::new();
+            for m in msgs {
+                if let postgres::SimpleQueryMessage::Row(r) = m {
+                    let vals: Vec<String> = (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect();
+                    found.push(vals.join(" | "));
+                }
+            }
+            let problems: Vec<&String> = if rettype == "boolean" {
+                found.iter().filter(|v| v.as_str() != "t").collect()
+            } else {
+                found.iter().collect()
+            };
+            println!(
+                "  qhnsw_check('{index}') [{rettype}, {:.1} s] -> {}",
+                t.elapsed().as_secs_f64(),
+                if problems.is_empty() {
+                    "clean".to_string()
+                } else {
+                    format!("{} problem(s): {:?}", problems.len(), problems)
+                }
+            );
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("qhnsw_check('{index}') reports: {problems:?}"))
+            }
+        }
+        Err(e) => Err(format!("qhnsw_check('{index}') raised: {e}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 2. DELETE + VACUUM
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn delete_vacuum_recall_and_space_reuse() {
+    println!("\n=== delete + VACUUM (8000 rows, 64 dims, sq8) ===");
+    let started = Instant::now();
+    let cluster = Cluster::primary("delvac");
+    let mut c = cluster.connect();
+    let data = Data::new(64, 40, 2);
+    let n: i64 = 8000;
+    setup_table(&mut c, "t", 64);
+    copy_rows(&mut c, "t", &data, 1..=n);
+    create_index(&mut c, "t", "t_idx");
+    let size_built = index_size(&mut c, "t_idx");
+    force_index(&mut c, "t", "t_idx", &data);
+
+    let all: Vec<i64> = (1..=n).collect();
+    let full = recall_at_k(&mut c, "t", &data, &all, 50, 10);
+    println!(
+        "  recall@10 after build (8000 rows, default ef_search): {:.4}",
+        full.recall
+    );
+
+    // DELETE 75%: keep id % 4 == 0.
+    let deleted = c.execute("DELETE FROM t WHERE id % 4 <> 0", &[]).unwrap();
+    c.batch_execute("VACUUM t").unwrap();
+    let size_after_vacuum = index_size(&mut c, "t_idx");
+    let survivors: Vec<i64> = (1..=n).filter(|id| id % 4 == 0).collect();
+    println!("  deleted {deleted} rows, {} survivors", survivors.len());
+
+    let default_ef = recall_at_k(&mut c, "t", &data, &survivors, 50, 10);
+    println!(
+        "  recall@10 over survivors, default ef_search: {:.4} (deleted ids returned: {}, short results: {})",
+        default_ef.recall,
+        default_ef.foreign.len(),
+        default_ef.short
+    );
+    assert!(
+        default_ef.foreign.is_empty(),
+        "deleted ids returned: {:?}",
+        &default_ef.foreign[..default_ef.foreign.len().min(20)]
+    );
+    let mut recall = default_ef.recall;
+    if recall < 0.95 {
+        c.batch_execute("SET qhnsw.ef_search = 100").unwrap();
+        let ef100 = recall_at_k(&mut c, "t", &data, &survivors, 50, 10);
+        println!(
+            "  default ef_search below 0.95 -> SET qhnsw.ef_search = 100: recall@10 {:.4} (deleted ids returned: {}, short: {})",
+            ef100.recall,
+            ef100.foreign.len(),
+            ef100.short
+        );
+        assert!(
+            ef100.foreign.is_empty(),
+            "deleted ids returned at ef_search=100: {:?}",
+            &ef100.foreign[..ef100.foreign.len().min(20)]
+        );
+        recall = ef100.recall;
+        c.batch_execute("RESET qhnsw.ef_search").unwrap();
+    } else {
+        println!("  (default ef_search sufficient)");
+    }
+    assert!(
+        recall >= 0.95,
+        "recall@10 over survivors after DELETE 75% + VACUUM: {recall:.4} < 0.95"
+    );
+
+    // DELETE all + VACUUM + re-insert the same number of rows (new ids, new vectors).
+    c.execute("DELETE FROM t", &[]).unwrap();
+    c.batch_execute("VACUUM t").unwrap();
+    let size_empty = index_size(&mut c, "t_idx");
+    let t = Instant::now();
+    copy_rows(&mut c, "t", &data, n + 1..=2 * n);
+    println!(
+        "  re-inserted {n} rows through the index in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let size_reinserted = index_size(&mut c, "t_idx");
+    println!(
+        "  index size: built {} B ({} pages), after DELETE 75%+VACUUM {} B, after DELETE all+VACUUM {} B, after re-insert {} B = {:.3}x built",
+        size_built,
+        size_built / 8192,
+        size_after_vacuum,
+        size_empty,
+        size_reinserted,
+        size_reinserted as f64 / size_built as f64
+    );
+    let new_ids: Vec<i64> = (n + 1..=2 * n).collect();
+    let re = recall_at_k(&mut c, "t", &data, &new_ids, 50, 10);
+    println!(
+        "  recall@10 after re-insert (informative): {:.4} (old ids returned: {}, short: {})",
+        re.recall,
+        re.foreign.len(),
+        re.short
+    );
+    println!("  test time {:.1} s", started.elapsed().as_secs_f64());
+    assert!(
+        re.foreign.is_empty(),
+        "deleted (old) ids returned after re-insert: {:?}",
+        &re.foreign[..re.foreign.len().min(20)]
+    );
+    assert!(
+        size_reinserted as f64 <= 1.1 * size_built as f64,
+        "index did not reuse space: {size_reinserted} B after DELETE all + VACUUM + re-insert vs {size_built} B built ({:.3}x > 1.1x)",
+        size_reinserted as f64 / size_built as f64
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// 3. Crash loop
+// ---------------------------------------------------------------------------------
+
+/// What the crash-loop client knows about its transactions.
+#[derive(Default)]
+struct Track {
+    live: Vec<i64>,         // committed and not deleted
+    deleted: HashSet<i64>,  // deletion committed
+    in_doubt: HashSet<i64>, // COMMIT interrupted: may or may not be there
+    commits: u64,
+    unexpected: Vec<String>, // errors that are not due to the crash
+}
+
+#[derive(Default)]
+struct Ctrl {
+    paused: bool,
+    idle: bool,
+    stop: bool,
+}
+
+/// Errors caused by the server going away (vs. an ERROR raised by the index).
+fn crash_related(e: &postgres::Error) -> bool {
+    match e.as_db_error() {
+        None => true,
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("57P") || code.starts_with("08")
+        }
+    }
+}
+
+struct StopOnDrop(Arc<Mutex<Ctrl>>);
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.0.lock() {
+            c.stop = true;
+            c.paused = true;
+        }
+    }
+}
+
+enum TxOutcome {
+    Committed,
+    /// Failed before COMMIT: nothing committed.
+    Aborted(postgres::Error),
+    /// COMMIT itself failed: the transaction may or may not have committed.
+    InDoubt(postgres::Error),
+}
+
+fn crash_txn(cl: &mut Client, data: &Data, ids: &[i64], victim: Option<i64>) -> TxOutcome {
+    let body = |cl: &mut Client| -> Result<(), postgres::Error> {
+        cl.batch_execute("BEGIN")?;
+        for &id in ids {
+            cl.execute(
+                "INSERT INTO t (id, v) VALUES ($1, $2::text::qvector)",
+                &[&id, &vtext(&data.row(id))],
+            )?;
+        }
+        if let Some(v) = victim {
+            cl.execute("DELETE FROM t WHERE id = $1", &[&v])?;
+        }
+        Ok(())
+    };
+    if let Err(e) = body(cl) {
+        return TxOutcome::Aborted(e);
+    }
+    match cl.batch_execute("COMMIT") {
+        Ok(()) => TxOutcome::Committed,
+        Err(e) => TxOutcome::InDoubt(e),
+    }
+}
+
+fn crash_client(
+    conninfo: String,
+    data: Data,
+    track: Arc<Mutex<Track>>,
+    ctrl: Arc<Mutex<Ctrl>>,
+    first_id: i64,
+) {
+    let mut rng = Rng::new(77);
+    let mut next_id = first_id;
+    let mut client: Option<Client> = None;
+    loop {
+        {
+            let mut c = ctrl.lock().unwrap();
+            if c.stop {
+                return;
+            }
+            if c.paused {
+                c.idle = true;
+                drop(c);
+                client = None;
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        }
+        if client.is_none() {
+            match Client::connect(&conninfo, NoTls) {
+                Ok(c) => client = Some(c),
+                Err(_) => {
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+        }
+        let cl = client.as_mut().unwrap();
+        let n_ins = 1 + rng.below(5);
+        let ids: Vec<i64> = (0..n_ins as i64).map(|i| next_id + i).collect();
+        next_id += n_ins as i64;
+        let victim = {
+            let t = track.lock().unwrap();
+            if rng.unit() < 0.4 && t.live.len() > 100 {
+                Some(t.live[rng.below(t.live.len())])
+            } else {
+                None
+            }
+        };
+        let outcome = crash_txn(cl, &data, &ids, victim);
+        let mut t = track.lock().unwrap();
+        match outcome {
+            TxOutcome::Committed => {
+                t.commits += 1;
+                t.live.extend(&ids);
+                if let Some(v) = victim {
+                    t.live.retain(|&x| x != v);
+                    t.deleted.insert(v);
+                }
+            }
+            TxOutcome::Aborted(e) => {
+                if !crash_related(&e) {
+                    t.unexpected.push(format!("statement: {e}"));
+                }
+                drop(t);
+                client = None;
+                continue;
+            }
+            TxOutcome::InDoubt(e) => {
+                if !crash_related(&e) {
+                    t.unexpected.push(format!("commit: {e}"));
+                }
+                t.in_doubt.extend(&ids);
+                if let Some(v) = victim {
+                    t.live.retain(|&x| x != v);
+                    t.in_doubt.insert(v);
+                }
+                drop(t);
+                client = None;
+                continue;
+            }
+        }
+        drop(t);
+        thread::sleep(Duration::from_millis(3));
+    }
+}
+
+/// Checks after a restart (client paused): heap state, every committed row through
+/// the index, recall@10 on 50 queries, qhnsw_check.
+fn crash_checks(cluster: &Cluster, data: &Data, track: &Track, label: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut c = cluster.connect();
+    if let Err(e) = run_qhnsw_check(&mut c, "t_idx") {
+        failures.push(format!("{label}: {e}"));
+    }
+    let present = all_ids(&mut c, "t");
+    let missing_heap: Vec<i64> = track
+        .live
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(id))
+        .collect();
+    let resurrected: Vec<i64> = track
+        .deleted
+        .iter()
+        .copied()
+        .filter(|id| present.contains(id))
+        .collect();
+    let live_set: HashSet<i64> = track.live.iter().copied().collect();
+    let phantom: Vec<i64> = present
+        .iter()
+        .copied()
+        .filter(|id| !live_set.contains(id) && !track.in_doubt.contains(id))
+        .collect();
+    if !missing_heap.is_empty() || !resurrected.is_empty() || !phantom.is_empty() {
+        failures.push(format!(
+            "{label}: heap mismatch: {} committed rows missing, {} deleted rows present, {} unknown rows",
+            missing_heap.len(),
+            resurrected.len(),
+            phantom.len()
+        ));
+    }
+    force_index(&mut c, "t", "t_idx", data);
+    let t = Instant::now();
+    let missed = check_reachable(&mut c, "t", data, &track.live);
+    let present_vec: Vec<i64> = present.iter().copied().collect();
+    let r = recall_at_k(&mut c, "t", data, &present_vec, 50, 10);
+    let deleted_returned: Vec<i64> = r
+        .foreign
+        .iter()
+        .copied()
+        .filter(|id| track.deleted.contains(id))
+        .collect();
+    println!(
+        "  {label}: {} rows in table ({} committed live, {} in doubt, {} deleted); exact-match misses {}/{}; recall@10 {:.4}; foreign ids {}; short {} ({:.1} s)",
+        present.len(),
+        track.live.len(),
+        track.in_doubt.len(),
+        track.deleted.len(),
+        missed.len(),
+        track.live.len(),
+        r.recall,
+        r.foreign.len(),
+        r.short,
+        t.elapsed().as_secs_f64()
+    );
+    if !missed.is_empty() {
+        failures.push(format!(
+            "{label}: {} of {} committed rows not found by exact-match through the index (first: {:?})",
+            missed.len(),
+            track.live.len(),
+            &missed[..missed.len().min(10)]
+        ));
+    }
+    if !r.foreign.is_empty() {
+        failures.push(format!(
+            "{label}: index returned rows not in the table: {:?} (of which committed-deleted: {:?})",
+            &r.foreign[..r.foreign.len().min(10)],
+            deleted_returned
+        ));
+    }
+    if r.recall < 0.9 {
+        failures.push(format!("{label}: recall@10 {:.4} < 0.9", r.recall));
+    }
+    failures
+}
+
+#[test]
+fn crash_loop_kill9() {
+    println!("\n=== crash loop: kill -9 of the server under committed inserts/deletes (32 dims, sq8) ===");
+    let started = Instant::now();
+    let cluster = Cluster::primary("crash");
+    let data = Data::new(32, 20, 3);
+    let initial: i64 = 2000;
+    {
+        let mut c = cluster.connect();
+        setup_table(&mut c, "t", 32);
+        copy_rows(&mut c, "t", &data, 1..=initial);
+        create_index(&mut c, "t", "t_idx");
+    }
+    let track = Arc::new(Mutex::new(Track {
+        live: (1..=initial).collect(),
+        ..Default::default()
+    }));
+    let ctrl = Arc::new(Mutex::new(Ctrl::default()));
+    let _stop = StopOnDrop(ctrl.clone());
+    let handle = {
+        let (ci, d, t, c) = (
+            cluster.conninfo(),
+            data.clone(),
+            track.clone(),
+            ctrl.clone(),
+        );
+        thread::spawn(move || crash_client(ci, d, t, c, initial + 1))
+    };
+
+    let mut failures = Vec::new();
+    let cycles = 4;
+    for cycle in 1..=cycles {
+        // Let the client run (the first cycle crashes right after the index build,
+        // before any checkpoint, so recovery replays the build's WAL too).
+        let run_for = Duration::from_millis(if cycle == 1 {
+            1500
+        } else {
+            2500 + 500 * cycle as u64
+        });
+        thread::sleep(run_for);
+        let commits_before = track.lock().unwrap().commits;
+        cluster.kill9();
+        {
+            let mut c = ctrl.lock().unwrap();
+            c.paused = true;
+            c.idle = false;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ctrl.lock().unwrap().idle {
+            assert!(Instant::now() < deadline, "client did not pause");
+            thread::sleep(Duration::from_millis(10));
+        }
+        let t = Instant::now();
+        cluster.start();
+        println!(
+            "  cycle {cycle}: killed after {} commits in total; restart (crash recovery) took {:.2} s",
+            commits_before,
+            t.elapsed().as_secs_f64()
+        );
+        let tr = track.lock().unwrap();
+        failures.extend(crash_checks(
+            &cluster,
+            &data,
+            &tr,
+            &format!("after crash {cycle}"),
+        ));
+        drop(tr);
+        ctrl.lock().unwrap().paused = false;
+    }
+    ctrl.lock().unwrap().stop = true;
+    handle.join().expect("client thread");
+    let tr = track.lock().unwrap();
+    println!(
+        "  total commits {}, unexpected client errors {}, test time {:.1} s",
+        tr.commits,
+        tr.unexpected.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !tr.unexpected.is_empty() {
+        failures.push(format!(
+            "unexpected errors in the client: {:?}",
+            &tr.unexpected[..tr.unexpected.len().min(10)]
+        ));
+    }
+    assert!(tr.commits > 0, "the client never committed");
+    assert!(
+        failures.is_empty(),
+        "crash loop failures:\n{}",
+        failures.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// 4. Streaming replica
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn streaming_replica_identical_results() {
+    println!("\n=== streaming replica: identical top-10 on primary and standby (64 dims, sq8) ===");
+    let started = Instant::now();
+    let primary = Cluster::primary("primary");
+    let mut p = primary.connect();
+    p.batch_execute("CREATE EXTENSION vectorize_quant").unwrap();
+    let standby = Cluster::standby_of(&primary, "standby");
+    let data = Data::new(64, 30, 4);
+
+    setup_table(&mut p, "t", 64);
+    copy_rows(&mut p, "t", &data, 1..=4000);
+    create_index(&mut p, "t", "t_idx");
+    let del = p.execute("DELETE FROM t WHERE id % 3 = 0", &[]).unwrap();
+    p.batch_execute("VACUUM t").unwrap();
+    copy_rows(&mut p, "t", &data, 4001..=6000);
+    // A few single-row transactions too (each a separate WAL record stream).
+    for id in 6001..=6100i64 {
+        p.execute(
+            "INSERT INTO t (id, v) VALUES ($1, $2::text::qvector)",
+            &[&id, &vtext(&data.row(id))],
+        )
+        .unwrap();
+    }
+    println!("  primary: built on 4000, deleted {del}, VACUUM, inserted 2100 more");
+
+    let lsn: String = p
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .unwrap()
+        .get(0);
+    let mut s = standby.connect();
+    let t = Instant::now();
+    loop {
+        let caught_up: bool = s
+            .query_one(
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
+                &[&lsn],
+            )
+            .unwrap()
+            .get(0);
+        if caught_up {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "standby did not replay up to {lsn}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "  standby replayed up to {lsn} in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let in_recovery: bool = s
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .unwrap()
+        .get(0);
+    assert!(in_recovery, "standby is not in recovery");
+
+    force_index(&mut p, "t", "t_idx", &data);
+    force_index(&mut s, "t", "t_idx", &data);
+    let (ps, ss) = (
+        p.prepare(&knn_sql("t")).unwrap(),
+        s.prepare(&knn_sql("t")).unwrap(),
+    );
+    let mut differing = Vec::new();
+    for i in 0..100 {
+        let q = data.query(i);
+        let a = knn(&mut p, &ps, &q, 10).unwrap();
+        let b = knn(&mut s, &ss, &q, 10).unwrap();
+        assert_eq!(
+            a.len(),
+            10,
+            "primary returned {} rows for query {i}",
+            a.len()
+        );
+        if a != b {
+            differing.push(format!("query {i}: primary {a:?} standby {b:?}"));
+        }
+    }
+    let live: Vec<i64> = all_ids(&mut p, "t").into_iter().collect();
+    let rp = recall_at_k(&mut p, "t", &data, &live, 50, 10);
+    let rs = recall_at_k(&mut s, "t", &data, &live, 50, 10);
+    println!(
+        "  100 queries: {} differ; recall@10 primary {:.4}, standby {:.4}; index size primary {} B, standby {} B",
+        differing.len(),
+        rp.recall,
+        rs.recall,
+        index_size(&mut p, "t_idx"),
+        index_size(&mut s, "t_idx")
+    );
+    let check_p = run_qhnsw_check(&mut p, "t_idx");
+    let check_s = run_qhnsw_check(&mut s, "t_idx");
+    println!("  test time {:.1} s", started.elapsed().as_secs_f64());
+    assert!(
+        rp.foreign.is_empty() && rs.foreign.is_empty(),
+        "deleted ids returned: primary {:?} standby {:?}",
+        rp.foreign,
+        rs.foreign
+    );
+    assert!(
+        differing.is_empty(),
+        "standby results differ:\n{}",
+        differing[..differing.len().min(10)].join("\n")
+    );
+    check_p.expect("qhnsw_check on primary");
+    check_s.expect("qhnsw_check on standby");
+}
+
+// ---------------------------------------------------------------------------------
+// 5. Concurrency
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn concurrent_clients_with_vacuum() {
+    println!("\n=== concurrency: 7 mixed clients + 1 VACUUM loop for 20 s (32 dims, sq8) ===");
+    let started = Instant::now();
+    let cluster = Cluster::primary("concur");
+    let data = Data::new(32, 20, 5);
+    let initial: i64 = 3000;
+    let workers = 7usize;
+    {
+        let mut c = cluster.connect();
+        setup_table(&mut c, "t", 32);
+        copy_rows(&mut c, "t", &data, 1..=initial);
+        create_index(&mut c, "t", "t_idx");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let next_id = Arc::new(AtomicI64::new(initial + 1));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let duration = Duration::from_secs(20);
+
+    struct Stats {
+        live: Vec<i64>,
+        deleted: Vec<i64>,
+        inserts: u64,
+        deletes: u64,
+        searches: u64,
+        exact: u64,
+    }
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let (ci, d, st, nid, errs) = (
+            cluster.conninfo(),
+            data.clone(),
+            stop.clone(),
+            next_id.clone(),
+            errors.clone(),
+        );
+        handles.push(thread::spawn(move || {
+            let mut c = Client::connect(&ci, NoTls).expect("connect");
+            c.batch_execute("SET enable_seqscan = off").unwrap();
+            let knn_stmt = c.prepare(&knn_sql("t")).unwrap();
+            let exact_stmt = c.prepare(&exact_sql("t")).unwrap();
+            let mut rng = Rng::new(1000 + w as u64);
+            let mut s = Stats {
+                live: (1..=initial)
+                    .filter(|id| (*id as usize) % workers == w)
+                    .collect(),
+                deleted: Vec::new(),
+                inserts: 0,
+                deletes: 0,
+                searches: 0,
+                exact: 0,
+            };
+            let deleted_set = |s: &Stats| s.deleted.iter().copied().collect::<HashSet<i64>>();
+            let mut qn = 100 + w * 100_000;
+            while !st.load(Ordering::Relaxed) {
+                let r = rng.unit();
+                if r < 0.45 {
+                    let n = 1 + rng.below(4) as i64;
+                    let first = nid.fetch_add(n, Ordering::SeqCst);
+                    let ids: Vec<i64> = (first..first + n).collect();
+                    let res = (|| -> Result<(), postgres::Error> {
+                        let mut tx = c.transaction()?;
+                        for &id in &ids {
+                            tx.execute(
+                                "INSERT INTO t (id, v) VALUES ($1, $2::text::qvector)",
+                                &[&id, &vtext(&d.row(id))],
+                            )?;
+                        }
+                        tx.commit()
+                    })();
+                    match res {
+                        Ok(()) => {
+                            s.live.extend(&ids);
+                            s.inserts += n as u64;
+                        }
+                        Err(e) => errs
+                            .lock()
+                            .unwrap()
+                            .push(format!("worker {w} insert {ids:?}: {e}")),
+                    }
+                } else if r < 0.60 {
+                    if s.live.len() > 50 {
+                        let i = rng.below(s.live.len());
+                        let id = s.live[i];
+                        match c.execute("DELETE FROM t WHERE id = $1", &[&id]) {
+                            Ok(1) => {
+                                s.live.swap_remove(i);
+                                s.deleted.push(id);
+                                s.deletes += 1;
+                            }
+                            Ok(n) => errs
+                                .lock()
+                                .unwrap()
+                                .push(format!("worker {w} delete {id}: {n} rows")),
+                            Err(e) => errs
+                                .lock()
+                                .unwrap()
+                                .push(format!("worker {w} delete {id}: {e}")),
+                        }
+                    }
+                } else if r < 0.80 {
+                    qn += 1;
+                    let q = d.query(qn);
+                    match knn(&mut c, &knn_stmt, &q, 10) {
+                        Ok(ids) => {
+                            s.searches += 1;
+                            if ids.len() != 10 {
+                                errs.lock()
+                                    .unwrap()
+                                    .push(format!("worker {w} search returned {} rows", ids.len()));
+                            }
+                            let del = deleted_set(&s);
+                            if let Some(bad) = ids.iter().find(|id| del.contains(id)) {
+                                errs.lock().unwrap().push(format!(
+                                    "worker {w} search returned its deleted row {bad}"
+                                ));
+                            }
+                        }
+                        Err(e) => errs.lock().unwrap().push(format!("worker {w} search: {e}")),
+                    }
+                } else if !s.live.is_empty() {
+                    let id = s.live[rng.below(s.live.len())];
+                    match exact_match(&mut c, &exact_stmt, &d, id) {
+                        Ok(true) => s.exact += 1,
+                        Ok(false) => errs.lock().unwrap().push(format!(
+                            "worker {w}: committed row {id} not found by exact match"
+                        )),
+                        Err(e) => errs
+                            .lock()
+                            .unwrap()
+                            .push(format!("worker {w} exact match {id}: {e}")),
+                    }
+                }
+            }
+            s
+        }));
+    }
+    let vac = {
+        let (ci, st, errs) = (cluster.conninfo(), stop.clone(), errors.clone());
+        thread::spawn(move || {
+            let mut c = Client::connect(&ci, NoTls).expect("connect");
+            let mut n = 0u64;
+            // Diagnostic knob: VQ_IT_NO_VACUUM=1 runs the same load without the VACUUM
+            // thread, to tell concurrent-insert problems from VACUUM problems.
+            if std::env::var("VQ_IT_NO_VACUUM").is_ok() {
+                println!("  VQ_IT_NO_VACUUM set: no VACUUM thread");
+                return n;
+            }
+            while !st.load(Ordering::Relaxed) {
+                match c.batch_execute("VACUUM t") {
+                    Ok(()) => n += 1,
+                    Err(e) => errs.lock().unwrap().push(format!("vacuum: {e}")),
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+            n
+        })
+    };
+    thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let stats: Vec<Stats> = handles
+        .into_iter()
+        .map(|h| h.join().expect("worker thread"))
+        .collect();
+    let vacuums = vac.join().expect("vacuum thread");
+    let live: Vec<i64> = stats.iter().flat_map(|s| s.live.iter().copied()).collect();
+    let deleted: HashSet<i64> = stats
+        .iter()
+        .flat_map(|s| s.deleted.iter().copied())
+        .collect();
+    println!(
+        "  {} s: inserted {} rows, deleted {}, {} kNN searches, {} exact-match searches, {} VACUUMs; errors {}",
+        duration.as_secs(),
+        stats.iter().map(|s| s.inserts).sum::<u64>(),
+        stats.iter().map(|s| s.deletes).sum::<u64>(),
+        stats.iter().map(|s| s.searches).sum::<u64>(),
+        stats.iter().map(|s| s.exact).sum::<u64>(),
+        vacuums,
+        errors.lock().unwrap().len()
+    );
+
+    let mut c = cluster.connect();
+    let present = all_ids(&mut c, "t");
+    let live_set: HashSet<i64> = live.iter().copied().collect();
+    assert_eq!(
+        present, live_set,
+        "table content differs from the committed inserts minus deletes"
+    );
+    let check = run_qhnsw_check(&mut c, "t_idx");
+    force_index(&mut c, "t", "t_idx", &data);
+    let t = Instant::now();
+    let missed = check_reachable(&mut c, "t", &data, &live);
+    let r = recall_at_k(&mut c, "t", &data, &live, 50, 10);
+    println!(
+        "  after the run: {} live rows, exact-match misses {} ({:.1} s); recall@10 {:.4} (informative); index size {} B; test time {:.1} s",
+        live.len(),
+        missed.len(),
+        t.elapsed().as_secs_f64(),
+        r.recall,
+        index_size(&mut c, "t_idx"),
+        started.elapsed().as_secs_f64()
+    );
+    let errs = errors.lock().unwrap();
+    let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+    for e in errs.iter() {
+        let kind = if e.contains("not found by exact match") {
+            "committed row not found by exact match"
+        } else if e.contains("search returned its deleted row") {
+            "search returned a deleted row"
+        } else if e.contains("search returned") {
+            "search returned fewer than 10 rows"
+        } else if e.starts_with("vacuum") {
+            "VACUUM error"
+        } else {
+            "SQL error"
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    println!("  errors during the run by kind: {kinds:?}");
+    assert!(
+        errs.is_empty(),
+        "{} errors during the concurrent run, first: {:?}",
+        errs.len(),
+        &errs[..errs.len().min(10)]
+    );
+    assert!(
+        r.foreign.iter().all(|id| !deleted.contains(id)),
+        "deleted rows returned: {:?}",
+        r.foreign
+    );
+    assert!(
+        missed.is_empty(),
+        "{} of {} surviving rows not found by exact match through the index (first: {:?})",
+        missed.len(),
+        live.len(),
+        &missed[..missed.len().min(10)]
+    );
+    check.expect("qhnsw_check after the concurrent run");
+}
