@@ -132,8 +132,7 @@ pg_fn!(
         let problems = unsafe {
             let rel = pg_sys::relation_open(oid, pg_sys::AccessShareLock as i32);
             let is_qhnsw = (*(*rel).rd_rel).relkind == pg_sys::RELKIND_INDEX as std::ffi::c_char
-                && !(*rel).rd_indam.is_null()
-                && (*(*rel).rd_indam).amgettuple == Some(super::scan::amgettuple);
+                && (*(*rel).rd_rel).relam == pg_sys::get_am_oid(c"qhnsw".as_ptr(), false);
             if !is_qhnsw {
                 let name = super::meta::relation_name(rel);
                 pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);

@@ -162,7 +162,64 @@ impl GraphWrite for PageGraph<'_> {
                 set_neighbors(page.item_mut(offset), self.shape, layer, &pruned);
                 page.commit();
                 self.back_linked |= layer == 0 && pruned.contains(&new);
+                if layer == 0 {
+                    self.hand_over_dropped(&snapshot, new, &pruned);
+                }
                 return;
+            }
+        }
+    }
+}
+
+impl PageGraph<'_> {
+    /// Algorithm 4 drops a neighbour `y` from a list because a kept neighbour `z` is closer
+    /// to `y`; the heuristic assumes `z` links to `y`. Make that true on layer 0 (when `z`
+    /// has room, or `y` is closer to `z` than `z`'s farthest neighbour), so pruning never
+    /// strands a node that was reachable only through this list.
+    fn hand_over_dropped(&mut self, snapshot: &[u32], new: u32, kept: &[u32]) {
+        let dropped: Vec<u32> = snapshot
+            .iter()
+            .copied()
+            .chain(std::iter::once(new))
+            .filter(|y| !kept.contains(y))
+            .collect();
+        for y in dropped {
+            let Some((z, d_zy)) = kept
+                .iter()
+                .map(|&z| (z, self.pair_distance(y, z)))
+                .filter(|(_, d)| d.is_finite())
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+            else {
+                continue;
+            };
+            let list: Vec<u32> =
+                with_element(self.index, self.shape, z, |e| e.neighbors(0).collect());
+            if list.contains(&y) {
+                continue;
+            }
+            let mut updated = list.clone();
+            if list.len() < self.shape.m0() {
+                updated.push(y);
+            } else {
+                let farthest = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &w)| (i, self.pair_distance(z, w)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1));
+                match farthest {
+                    Some((i, d)) if d > d_zy => updated[i] = y,
+                    _ => continue,
+                }
+            }
+            let (block, offset) = node_location(z);
+            let mut page = PageWrite::new(self.index, block, PageKind::Graph);
+            let current: Vec<u32> = match ElementRef::parse(page.item_mut(offset), self.shape) {
+                Ok(e) => e.neighbors(0).collect(),
+                Err(e) => raise_corrupt(self.index, block, &e),
+            };
+            if current == list {
+                set_neighbors(page.item_mut(offset), self.shape, 0, &updated);
+                page.commit();
             }
         }
     }

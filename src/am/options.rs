@@ -13,7 +13,7 @@ use std::ffi::{c_char, CStr};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// `qhnsw.ef_search`: beam width of a search.
-pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(40);
 /// `qhnsw.rerank_candidates`: how many best approximate candidates get an exact distance.
 pub static RERANK_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(40);
 /// `qhnsw.iterative_scan`: continue the search when more rows are wanted.

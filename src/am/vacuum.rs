@@ -8,7 +8,9 @@
 //!    of its deleted ones (one hop through the hole), and the entry point moves to the
 //!    highest live node if it was deleted;
 //! 3. free: deleted elements shrink to tombstones and the page's free space goes to the
-//!    free space map, where inserts find it and reuse the tombstones' line pointers.
+//!    free space map, where inserts find it and reuse the tombstones' line pointers;
+//! 4. reconnect: every live node no longer reachable over layer 0 from the entry point
+//!    gets a link from its nearest reachable node.
 //! Each page change is its own GenericXLog record; a list is only rewritten if it did
 //! not change since it was read (a concurrent insert wins and keeps its link).
 
@@ -251,6 +253,102 @@ fn free_deleted(index: pg_sys::Relation, shape: ElementShape, deleted: &HashSet<
     unsafe { pg_sys::FreeSpaceMapVacuum(index) };
 }
 
+/// Pass 2b: links every live node that is not reachable over layer 0 from the entry
+/// point from its nearest reachable node (one of its own neighbours, else the best hit
+/// of a search for it), as the in-memory build's repair pass does.
+fn reconnect(index: pg_sys::Relation, blocks: &[u32], cache: &mut CodeCache, entry: u32) {
+    let shape = cache.shape;
+    let mut lists: HashMap<u32, (bool, Vec<u32>)> = HashMap::new();
+    for &block in blocks {
+        let page = PageRead::new(index, block, PageKind::Graph);
+        for offset in 1..=page.item_count() {
+            let e = element(index, block, page.item(offset), shape);
+            if !e.is_free() {
+                lists.insert(
+                    node_id(block, offset),
+                    (e.is_deleted(), e.neighbors(0).collect()),
+                );
+            }
+        }
+    }
+    let mut reached: HashSet<u32> = HashSet::new();
+    let mark = |from: u32, reached: &mut HashSet<u32>, lists: &HashMap<u32, (bool, Vec<u32>)>| {
+        let mut stack = vec![from];
+        reached.insert(from);
+        while let Some(id) = stack.pop() {
+            for next in lists.get(&id).map(|l| l.1.as_slice()).unwrap_or(&[]) {
+                if lists.contains_key(next) && reached.insert(*next) {
+                    stack.push(*next);
+                }
+            }
+        }
+    };
+    if !lists.contains_key(&entry) {
+        return;
+    }
+    mark(entry, &mut reached, &lists);
+    let stranded: Vec<u32> = lists
+        .iter()
+        .filter(|(id, (deleted, _))| !deleted && !reached.contains(id))
+        .map(|(id, _)| *id)
+        .collect();
+    for u in stranded {
+        if reached.contains(&u) {
+            continue;
+        }
+        let via = lists[&u]
+            .1
+            .iter()
+            .copied()
+            .filter(|v| reached.contains(v) && !lists.get(v).is_some_and(|l| l.0))
+            .map(|v| (v, cache.distance(u, v)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(v, _)| v)
+            .or_else(|| nearest_reachable(index, cache, entry, u, &reached));
+        if let Some(v) = via {
+            super::graph_pages::force_back_link(index, shape, v, u);
+            if let Some(list) = lists.get_mut(&v) {
+                list.1.push(u);
+            }
+            mark(u, &mut reached, &lists);
+        }
+    }
+}
+
+/// Searches the graph for `u`'s own vector and returns the best reachable live hit.
+fn nearest_reachable(
+    index: pg_sys::Relation,
+    cache: &mut CodeCache,
+    entry: u32,
+    u: u32,
+    reached: &HashSet<u32>,
+) -> Option<u32> {
+    let code = cache.code(u).to_vec();
+    if code.is_empty() {
+        return None;
+    }
+    let mut query = vec![0f32; cache.shape.dims];
+    cache.quantizer.decode(&code, &mut query);
+    let level = super::graph_pages::with_element(index, cache.shape, entry, |e| e.level());
+    let mut graph = super::graph_pages::PageGraph {
+        index,
+        shape: cache.shape,
+        entry: Some((entry, level)),
+        estimator: cache.quantizer.estimator(&query, cache.metric),
+        quantizer: cache.quantizer,
+        distances: 0,
+        back_linked: false,
+    };
+    crate::graph::knn_search(&mut graph, 64)
+        .into_iter()
+        .map(|c| c.id)
+        .find(|id| {
+            *id != u
+                && reached.contains(id)
+                && !super::graph_pages::with_element(index, cache.shape, *id, |e| e.is_deleted())
+        })
+}
+
 /// `ambulkdelete`.
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn ambulkdelete(
@@ -302,6 +400,9 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         write_meta(index, &current);
     }
     free_deleted(index, shape, &deleted);
+    if current.entry_node != INVALID_NODE {
+        reconnect(index, &blocks, &mut cache, current.entry_node);
+    }
     stats
 }
 

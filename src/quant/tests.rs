@@ -167,9 +167,11 @@ fn binary_recall_and_estimator_beats_hamming() {
     );
     // The dot-form estimator cannot use the L2 cancellation (|x̂| varies by code), so
     // on unit-norm data the index ranks inner product with the L2 estimator instead.
-    println!(
-        "binary ip rerank40 with the dot-form estimator: recall@10 = {:.4} (informational)",
-        recall(&q, Metric::InnerProduct, 40)
+    // Not a requirement; measured 0.886.
+    at_least(
+        "binary ip rerank40 with the dot-form estimator",
+        recall(&q, Metric::InnerProduct, 40),
+        0.85,
     );
     at_least(
         "binary ip rerank40 ranked by the L2 estimator (unit-norm data)",
