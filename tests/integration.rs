@@ -536,7 +536,10 @@ fn exact_match(
 }
 
 fn exact_sql(table: &str) -> String {
-    format!("SELECT id, (v <-> $1::text::qvector)::float8 FROM {table} ORDER BY v <-> $1::text::qvector LIMIT 1")
+    // An equality filter over the index order: the (iterative) index scan must reach the row.
+    format!(
+        "SELECT id, (v <-> $1::text::qvector)::float8 FROM {table} WHERE v = $1::text::qvector ORDER BY v <-> $1::text::qvector LIMIT 1"
+    )
 }
 
 /// Every id in `ids` found by an exact-match query; returns the misses.

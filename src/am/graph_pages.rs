@@ -201,12 +201,7 @@ impl PageGraph<'_> {
             if list.len() < self.shape.m0() {
                 updated.push(y);
             } else {
-                let farthest = list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &w)| (i, self.pair_distance(z, w)))
-                    .max_by(|a, b| a.1.total_cmp(&b.1));
-                match farthest {
+                match covered_victim(self, z, &list) {
                     Some((i, d)) if d > d_zy => updated[i] = y,
                     _ => continue,
                 }
@@ -226,24 +221,61 @@ impl PageGraph<'_> {
 }
 
 /// Makes `id` reachable when every neighbour pruned it from its list (Algorithm 4 may
-/// drop a new node everywhere): puts it in its nearest neighbour's layer-0 list, in
-/// a free slot or in place of that list's farthest entry.
-pub fn force_back_link(index: pg_sys::Relation, shape: ElementShape, nearest: u32, id: u32) {
-    let (block, offset) = node_location(nearest);
-    let mut page = PageWrite::new(index, block, PageKind::Graph);
-    let mut list: Vec<u32> = match ElementRef::parse(page.item_mut(offset), shape) {
-        Ok(e) if e.is_free() => return,
-        Ok(e) => e.neighbors(0).collect(),
-        Err(e) => raise_corrupt(index, block, &e),
-    };
-    if list.contains(&id) {
-        return;
+/// drop a new node everywhere): puts it in the layer-0 list of the nearest of its own
+/// neighbours that has a free slot or an entry that another neighbour also covers.
+pub fn force_back_link(graph: &mut PageGraph, candidates: &[u32], id: u32) -> bool {
+    for &nearest in candidates {
+        let list: Vec<u32> = with_element(graph.index, graph.shape, nearest, |e| {
+            if e.is_deleted() {
+                Vec::new()
+            } else {
+                e.neighbors(0).collect()
+            }
+        });
+        if list.contains(&id) {
+            return true;
+        }
+        let mut updated = list.clone();
+        if list.len() < graph.shape.m0() {
+            updated.push(id);
+        } else if let Some((i, _)) = covered_victim(graph, nearest, &list) {
+            updated[i] = id;
+        } else {
+            continue;
+        }
+        let (block, offset) = node_location(nearest);
+        let mut page = PageWrite::new(graph.index, block, PageKind::Graph);
+        let current: Vec<u32> = match ElementRef::parse(page.item_mut(offset), graph.shape) {
+            Ok(e) => e.neighbors(0).collect(),
+            Err(e) => raise_corrupt(graph.index, block, &e),
+        };
+        if current == list {
+            set_neighbors(page.item_mut(offset), graph.shape, 0, &updated);
+            page.commit();
+            return true;
+        }
     }
-    if list.len() < shape.m0() {
-        list.push(id);
-    } else if let Some(last) = list.last_mut() {
-        *last = id;
-    }
-    set_neighbors(page.item_mut(offset), shape, 0, &list);
-    page.commit();
+    false
+}
+
+/// The farthest entry of `list` (as seen from `owner`) that another member of `list` also
+/// links to on layer 0, so replacing it cannot strand it; None if every entry is needed.
+fn covered_victim(graph: &mut PageGraph, owner: u32, list: &[u32]) -> Option<(usize, f32)> {
+    let mut order: Vec<(usize, f32)> = list
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| (i, graph.pair_distance(owner, w)))
+        .collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let lists: Vec<Vec<u32>> = list
+        .iter()
+        .map(|&v| with_element(graph.index, graph.shape, v, |e| e.neighbors(0).collect()))
+        .collect();
+    order.into_iter().find(|&(i, _)| {
+        let w = list[i];
+        lists
+            .iter()
+            .enumerate()
+            .any(|(j, l)| j != i && l.contains(&w))
+    })
 }

@@ -190,10 +190,8 @@ fn insert_linked(
     };
     insert_node(&mut graph, id, level, &params);
     if !graph.back_linked {
-        let nearest = with_element(index, shape, id, |e| e.neighbors(0).next());
-        if let Some(nearest) = nearest {
-            force_back_link(index, shape, nearest, id);
-        }
+        let neighbors: Vec<u32> = with_element(index, shape, id, |e| e.neighbors(0).collect());
+        force_back_link(&mut graph, &neighbors, id);
     }
     true
 }

@@ -15,7 +15,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// `qhnsw.ef_search`: beam width of a search.
 pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(40);
 /// `qhnsw.rerank_candidates`: how many best approximate candidates get an exact distance.
-pub static RERANK_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(40);
+pub static RERANK_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(-1);
+
+/// Re-rank candidates for a quantizer when `qhnsw.rerank_candidates` is -1 (auto):
+/// coarser codes need more exact distances to keep the same recall.
+pub fn rerank_candidates(kind: crate::quant::QuantizerKind) -> usize {
+    use crate::quant::QuantizerKind::*;
+    match RERANK_CANDIDATES.get() {
+        n if n >= 0 => n as usize,
+        _ => match kind {
+            None | Sq8 => 40,
+            Sq4 => 60,
+            Sq2 | Pq | Binary => 100,
+        },
+    }
+}
 /// `qhnsw.iterative_scan`: continue the search when more rows are wanted.
 pub static ITERATIVE_SCAN: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// `qhnsw.max_scan_tuples`: bound on nodes visited by one iterative scan.
@@ -76,9 +90,9 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"qhnsw.rerank_candidates",
         c"How many of the best approximate candidates are re-scored with exact distances.",
-        c"0 returns candidates in quantized-distance order.",
+        c"0 returns candidates in quantized-distance order; -1 (default) picks by quantizer: 40 for none and sq8, 60 for sq4, 100 for sq2, pq and binary.",
         &RERANK_CANDIDATES,
-        0,
+        -1,
         10000,
         GucContext::Userset,
         GucFlags::default(),

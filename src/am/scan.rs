@@ -12,7 +12,7 @@
 use super::build::normalize;
 use super::graph_pages::{shape_of, with_element, PageGraph};
 use super::meta::{load_quantizer, read_meta};
-use super::options::{EF_SEARCH, ITERATIVE_SCAN, MAX_SCAN_TUPLES, RERANK_CANDIDATES};
+use super::options::{rerank_candidates, EF_SEARCH, ITERATIVE_SCAN, MAX_SCAN_TUPLES};
 use super::pages::{MetaPage, RerankSource};
 use crate::distance::{self, Metric};
 use crate::fmgr::raise;
@@ -228,7 +228,8 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
     let query = state.query.as_ref().expect("query");
     // SAFETY: plain read of the scan's relation.
     let index = unsafe { (*scan).indexRelation };
-    let ef = EF_SEARCH.get().max(1) as usize;
+    // The beam is at least as wide as the re-ranked set, so every re-ranked candidate comes from one search.
+    let ef = (EF_SEARCH.get().max(1) as usize).max(rerank_candidates(meta.quantizer));
     let mut graph = PageGraph {
         index,
         shape: shape_of(meta),
@@ -267,7 +268,7 @@ fn rerank_next_chunk(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     let shape = shape_of(&meta);
     // SAFETY: plain read of the scan's relation.
     let index = unsafe { (*scan).indexRelation };
-    let rerank = RERANK_CANDIDATES.get().max(0) as usize;
+    let rerank = rerank_candidates(meta.quantizer);
     let exact = rerank > 0 && meta.rerank != RerankSource::None;
     let take = if exact {
         rerank

@@ -306,7 +306,20 @@ fn reconnect(index: pg_sys::Relation, blocks: &[u32], cache: &mut CodeCache, ent
             .map(|(v, _)| v)
             .or_else(|| nearest_reachable(index, cache, entry, u, &reached));
         if let Some(v) = via {
-            super::graph_pages::force_back_link(index, shape, v, u);
+            let level = super::graph_pages::with_element(index, shape, entry, |e| e.level());
+            let mut query = vec![0f32; shape.dims];
+            let code = cache.code(u).to_vec();
+            cache.quantizer.decode(&code, &mut query);
+            let mut graph = super::graph_pages::PageGraph {
+                index,
+                shape,
+                entry: Some((entry, level)),
+                estimator: cache.quantizer.estimator(&query, cache.metric),
+                quantizer: cache.quantizer,
+                distances: 0,
+                back_linked: false,
+            };
+            super::graph_pages::force_back_link(&mut graph, &[v], u);
             if let Some(list) = lists.get_mut(&v) {
                 list.1.push(u);
             }

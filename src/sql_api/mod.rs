@@ -86,7 +86,7 @@ impl Target {
         if self.meta.rerank == RerankSource::None {
             0
         } else {
-            crate::am::options::RERANK_CANDIDATES.get().max(0) as usize
+            crate::am::options::rerank_candidates(self.meta.quantizer)
         }
     }
 

@@ -375,7 +375,7 @@ unsafe fn array_elements(datum: pg_sys::Datum) -> Vec<f32> {
                     "unsupported array type: expected integer[], real[], double precision[] or numeric[]",
                 ),
             };
-            checked_f32(value, &value.to_string()).unwrap_or_else(|e| raise_parse_error(e, ""))
+            checked_f32(value, &format!("{value:e}")).unwrap_or_else(|e| raise_parse_error(e, ""))
         })
         .collect()
 }
