@@ -242,7 +242,19 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
     let batch = match state.search.as_mut() {
         None => {
             let mut search = ResumableSearch::start(&mut graph, ef);
-            let batch = search.next_batch(&mut graph, ef);
+            let mut batch = search.next_batch(&mut graph, ef);
+            if batch.is_empty() {
+                // VACUUM may have freed the entry point after we read the meta page: retry
+                // once from the current one.
+                let fresh = read_meta(index);
+                if fresh.entry_node != meta.entry_node
+                    && fresh.entry_node != super::pages::INVALID_NODE
+                {
+                    graph.entry = Some((fresh.entry_node, fresh.entry_level as usize));
+                    search = ResumableSearch::start(&mut graph, ef);
+                    batch = search.next_batch(&mut graph, ef);
+                }
+            }
             state.search = Some(search);
             batch
         }

@@ -118,7 +118,9 @@ impl CodeCache<'_> {
     }
 }
 
-/// A new neighbour list for `id` on `layer` that routes around deleted nodes.
+/// A new neighbour list for `id` on `layer` that routes around deleted nodes: every live
+/// neighbour stays (dropping one could strand it while others search), and the slots of
+/// the deleted ones go to the best of their own live neighbours, chosen with Algorithm 4.
 fn repaired_list(
     cache: &mut CodeCache,
     id: u32,
@@ -127,11 +129,13 @@ fn repaired_list(
     deleted: &HashSet<u32>,
     params: &HnswParams,
 ) -> Vec<u32> {
-    let mut pool: Vec<u32> = list
+    let mut kept: Vec<u32> = list
         .iter()
         .copied()
         .filter(|n| !deleted.contains(n))
         .collect();
+    let free_slots = params.max_neighbors(layer).saturating_sub(kept.len());
+    let mut pool: Vec<u32> = Vec::new();
     for hole in list.iter().filter(|n| deleted.contains(n)) {
         let (index, shape) = (cache.index, cache.shape);
         let through: Vec<u32> =
@@ -139,7 +143,7 @@ fn repaired_list(
         pool.extend(
             through
                 .into_iter()
-                .filter(|n| *n != id && !deleted.contains(n)),
+                .filter(|n| *n != id && !deleted.contains(n) && !kept.contains(n)),
         );
     }
     pool.sort_unstable();
@@ -154,15 +158,10 @@ fn repaired_list(
     candidates.retain(|c| c.distance.is_finite());
     candidates.sort_by(|a, b| a.distance.total_cmp(&b.distance));
     candidates.truncate(params.ef_construction);
-    select_neighbors_heuristic(
-        &candidates,
-        params.max_neighbors(layer),
-        |a, b| cache.distance(a, b),
-        false,
-    )
-    .into_iter()
-    .map(|c| c.id)
-    .collect()
+    let chosen =
+        select_neighbors_heuristic(&candidates, free_slots, |a, b| cache.distance(a, b), true);
+    kept.extend(chosen.into_iter().map(|c| c.id));
+    kept
 }
 
 /// Pass 2: rewrites every list that links to a deleted node; returns the highest live node.
