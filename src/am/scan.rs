@@ -243,7 +243,7 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
         None => {
             let mut search = ResumableSearch::start(&mut graph, ef);
             let mut batch = search.next_batch(&mut graph, ef);
-            if batch.is_empty() {
+            if batch.iter().all(|c| !c.distance.is_finite()) {
                 // VACUUM may have freed the entry point after we read the meta page: retry
                 // once from the current one.
                 let fresh = read_meta(index);

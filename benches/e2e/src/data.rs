@@ -71,12 +71,18 @@ pub fn read_matrix(path: &Path, limit: Option<usize>) -> Result<(Vec<f32>, usize
         "npy" => read_npy(&bytes, limit),
         "fvecs" => read_xvecs(&bytes, 4, limit),
         "bvecs" => read_xvecs(&bytes, 1, limit),
-        _ => bail!("{}: unknown extension (want .npy, .fvecs or .bvecs)", path.display()),
+        _ => bail!(
+            "{}: unknown extension (want .npy, .fvecs or .bvecs)",
+            path.display()
+        ),
     }
 }
 
 fn read_npy(bytes: &[u8], limit: Option<usize>) -> Result<(Vec<f32>, usize, usize)> {
-    ensure!(bytes.len() >= 12 && &bytes[..6] == b"\x93NUMPY", "not a .npy file");
+    ensure!(
+        bytes.len() >= 12 && &bytes[..6] == b"\x93NUMPY",
+        "not a .npy file"
+    );
     let (hlen, start) = if bytes[6] == 1 {
         (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
     } else {
@@ -84,7 +90,9 @@ fn read_npy(bytes: &[u8], limit: Option<usize>) -> Result<(Vec<f32>, usize, usiz
     };
     let header = std::str::from_utf8(&bytes[start..start + hlen])?;
     let field = |key: &str| -> Result<&str> {
-        let i = header.find(key).with_context(|| format!("npy header lacks {key}"))?;
+        let i = header
+            .find(key)
+            .with_context(|| format!("npy header lacks {key}"))?;
         Ok(header[i + key.len()..].trim_start_matches([':', ' ']))
     };
     let descr = field("'descr'")?;
@@ -127,7 +135,10 @@ fn read_xvecs(bytes: &[u8], elem: usize, limit: Option<usize>) -> Result<(Vec<f3
     ensure!(bytes.len() >= 4, "empty vecs file");
     let d = i32::from_le_bytes(bytes[..4].try_into()?) as usize;
     let rec = 4 + d * elem;
-    ensure!(d > 0 && bytes.len() % rec == 0, "vecs file: inconsistent record size");
+    ensure!(
+        d > 0 && bytes.len() % rec == 0,
+        "vecs file: inconsistent record size"
+    );
     let n = bytes.len() / rec;
     let n_take = limit.map_or(n, |l| l.min(n));
     let mut out = Vec::with_capacity(n_take * d);
@@ -137,7 +148,11 @@ fn read_xvecs(bytes: &[u8], elem: usize, limit: Option<usize>) -> Result<(Vec<f3
             "vecs file: rows of different dimensions"
         );
         if elem == 4 {
-            out.extend(r[4..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())));
+            out.extend(
+                r[4..]
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap())),
+            );
         } else {
             out.extend(r[4..].iter().map(|&b| b as f32));
         }
@@ -154,7 +169,11 @@ pub fn read_truth(path: &Path, limit: usize) -> Result<Vec<Vec<u32>>> {
         while off + 4 <= bytes.len() && out.len() < limit {
             let k = i32::from_le_bytes(bytes[off..off + 4].try_into()?) as usize;
             let row = &bytes[off + 4..off + 4 + 4 * k];
-            out.push(row.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect());
+            out.push(
+                row.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            );
             off += 4 + 4 * k;
         }
         Ok(out)
@@ -164,7 +183,13 @@ pub fn read_truth(path: &Path, limit: usize) -> Result<Vec<Vec<u32>>> {
 }
 
 /// Exact top-k by brute force (rayon), with a progress bar.
-pub fn exact_truth(base: &[f32], queries: &[f32], dims: usize, k: usize, metric: Metric) -> Vec<Vec<u32>> {
+pub fn exact_truth(
+    base: &[f32],
+    queries: &[f32],
+    dims: usize,
+    k: usize,
+    metric: Metric,
+) -> Vec<Vec<u32>> {
     let nq = queries.len() / dims;
     let pb = bar(nq as u64, "ground truth");
     pb.set_message(format!("brute force over {} rows", base.len() / dims));

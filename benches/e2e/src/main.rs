@@ -36,10 +36,17 @@ use std::time::{Duration, Instant};
 const K: usize = 10;
 
 #[derive(Parser, Debug, Clone)]
-#[command(version, about = "End-to-end benchmark of qhnsw (and pgvector's hnsw when installed)")]
+#[command(
+    version,
+    about = "End-to-end benchmark of qhnsw (and pgvector's hnsw when installed)"
+)]
 pub struct Args {
     /// libpq-style connection string (database is created if missing)
-    #[arg(long, default_value = "host=/tmp port=28817 user=postgres", env = "VQ_BENCH_CONN")]
+    #[arg(
+        long,
+        default_value = "host=/tmp port=28817 user=postgres",
+        env = "VQ_BENCH_CONN"
+    )]
     conn: String,
     /// Database to use (created if missing)
     #[arg(long, default_value = "vq_bench")]
@@ -91,8 +98,19 @@ pub struct Args {
     #[arg(long, default_value_t = 40)]
     bq_candidates: u32,
     /// Cases, comma separated: none,sq8,sq8-f16,sq4,sq2,pq,binary,pgv,pgv-half,pgv-bq (or all)
-    #[arg(long, value_delimiter = ',', default_value = "none,sq8,sq8-f16,sq4,pq,binary,pgv,pgv-half,pgv-bq")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "none,sq8,sq8-f16,sq4,pq,binary,pgv,pgv-half,pgv-bq"
+    )]
     cases: Vec<String>,
+    /// Timed passes per ef_search and client count; the fastest is kept (other work on the
+    /// machine only ever slows a pass down)
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Recall@10 levels at which the report compares QPS
+    #[arg(long, value_delimiter = ',', default_value = "0.95,0.99")]
+    recall_targets: Vec<f64>,
     /// Untimed warm-up queries per case (largest ef_search)
     #[arg(long, default_value_t = 200)]
     warmup: usize,
@@ -150,10 +168,14 @@ pub struct CaseResult {
     pub index_bytes: i64,
     pub build_secs: f64,
     pub build_peak_mem_bytes: u64,
+    pub build_peak_anon_bytes: u64,
+    pub build_peak_dsm_bytes: u64,
     pub leader_vmhwm_bytes: u64,
     pub points: Vec<Point>,
     pub error: Option<String>,
     pub warnings: Vec<String>,
+    /// 1-minute load average of the machine before and after the case.
+    pub loadavg: String,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -170,6 +192,8 @@ pub struct RunResult {
     pub clients: usize,
     pub rerank_candidates: String,
     pub bq_candidates: u32,
+    pub repeat: usize,
+    pub recall_targets: Vec<f64>,
     pub machine: String,
     pub server: Vec<(String, String)>,
     pub heap_bytes: Vec<(String, i64)>,
@@ -184,7 +208,11 @@ pub struct RunResult {
 struct VecParam<'a>(&'a [f32]);
 
 impl ToSql for VecParam<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         out.put_u16(self.0.len() as u16);
         out.put_u16(0);
         if ty.name() == "halfvec" {
@@ -244,20 +272,36 @@ fn main() -> Result<()> {
     // ---- server, database, extensions
     let mut admin_cfg = base_cfg.clone();
     admin_cfg.dbname("postgres");
-    let mut admin = admin_cfg.connect(NoTls).context("connecting to PostgreSQL (see --conn)")?;
-    if admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&args.db])?.is_none() {
+    let mut admin = admin_cfg
+        .connect(NoTls)
+        .context("connecting to PostgreSQL (see --conn)")?;
+    if admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&args.db])?
+        .is_none()
+    {
         admin.batch_execute(&format!("CREATE DATABASE {}", args.db))?;
     }
     drop(admin);
-    let ctx = Ctx { args: args.clone(), base_cfg };
+    let ctx = Ctx {
+        args: args.clone(),
+        base_cfg,
+    };
     let mut c = ctx.connect()?;
     c.batch_execute("CREATE EXTENSION IF NOT EXISTS vectorize_quant")?;
     let pgv_available = c
-        .query_opt("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'", &[])?
+        .query_opt(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'",
+            &[],
+        )?
         .is_some();
     let pgvector = if pgv_available {
         c.batch_execute("CREATE EXTENSION IF NOT EXISTS vector")?;
-        let v: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'vector'", &[])?.get(0);
+        let v: String = c
+            .query_one(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+                &[],
+            )?
+            .get(0);
         println!("pgvector {v} found: its cases run on the same server");
         Some(v)
     } else {
@@ -265,14 +309,35 @@ fn main() -> Result<()> {
         None
     };
     let mut server = Vec::new();
-    server.push(("version".into(), c.query_one("SELECT version()", &[])?.get::<_, String>(0)));
-    let vq: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'vectorize_quant'", &[])?.get(0);
+    server.push((
+        "version".into(),
+        c.query_one("SELECT version()", &[])?.get::<_, String>(0),
+    ));
+    let vq: String = c
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vectorize_quant'",
+            &[],
+        )?
+        .get(0);
     server.push(("vectorize_quant".into(), vq));
-    for s in ["shared_buffers", "maintenance_work_mem", "work_mem", "max_parallel_maintenance_workers", "jit"] {
+    for s in [
+        "shared_buffers",
+        "maintenance_work_mem",
+        "work_mem",
+        "max_parallel_maintenance_workers",
+        "jit",
+    ] {
         let v: String = c.query_one(&format!("SHOW {s}"), &[])?.get(0);
         server.push((s.into(), v));
     }
-    println!("server: {}", server.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "server: {}",
+        server
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     // ---- dataset
     let ds = load_dataset(&args, metric)?;
@@ -289,11 +354,24 @@ fn main() -> Result<()> {
     let want = |id: &str| args.cases.iter().any(|c| c == id || c == "all");
     let mut cases = Vec::new();
     let mut skipped = Vec::new();
-    let with = |extra: &str| format!("m = {}, ef_construction = {}{}", args.m, args.ef_construction, extra);
+    let with = |extra: &str| {
+        format!(
+            "m = {}, ef_construction = {}{}",
+            args.m, args.ef_construction, extra
+        )
+    };
     let qcases: [(&str, &str, &str); 7] = [
         ("none", "qhnsw none (float4)", "quantizer = 'none'"),
-        ("sq8", "qhnsw sq8 rerank=heap", "quantizer = 'sq8', rerank = 'heap'"),
-        ("sq8-f16", "qhnsw sq8 rerank=float16", "quantizer = 'sq8', rerank = 'float16'"),
+        (
+            "sq8",
+            "qhnsw sq8 rerank=heap",
+            "quantizer = 'sq8', rerank = 'heap'",
+        ),
+        (
+            "sq8-f16",
+            "qhnsw sq8 rerank=float16",
+            "quantizer = 'sq8', rerank = 'float16'",
+        ),
         ("sq4", "qhnsw sq4", "quantizer = 'sq4'"),
         ("sq2", "qhnsw sq2", "quantizer = 'sq2'"),
         ("pq", "qhnsw pq", "quantizer = 'pq'"),
@@ -301,7 +379,7 @@ fn main() -> Result<()> {
     ];
     for (id, label, q) in qcases {
         if want(id) {
-            let index = format!("vqb_{}", id.replace('-', "_"));
+            let index = format!("vqb_idx_{}", id.replace('-', "_"));
             cases.push(Case {
                 id: id.into(),
                 label: label.into(),
@@ -318,7 +396,13 @@ fn main() -> Result<()> {
     if pgvector.is_some() {
         let pw = format!("WITH ({})", with(""));
         let pg: [(&str, &str, Engine, String, usize); 3] = [
-            ("pgv", "pgvector hnsw (vector)", Engine::PgvHnsw, format!("(v vector_{opsuffix})"), 2000),
+            (
+                "pgv",
+                "pgvector hnsw (vector)",
+                Engine::PgvHnsw,
+                format!("(v vector_{opsuffix})"),
+                2000,
+            ),
             (
                 "pgv-half",
                 "pgvector hnsw (halfvec)",
@@ -342,7 +426,7 @@ fn main() -> Result<()> {
                 skipped.push(format!("{label}: skipped, pgvector's hnsw indexes at most {limit} dimensions for this type"));
                 continue;
             }
-            let index = format!("vqb_{}", id.replace('-', "_"));
+            let index = format!("vqb_idx_{}", id.replace('-', "_"));
             cases.push(Case {
                 id: id.into(),
                 label: label.into(),
@@ -352,7 +436,11 @@ fn main() -> Result<()> {
                 index,
             });
         }
-    } else if args.cases.iter().any(|c| c.starts_with("pgv") || c == "all") {
+    } else if args
+        .cases
+        .iter()
+        .any(|c| c.starts_with("pgv") || c == "all")
+    {
         skipped.push("pgvector cases: skipped, pgvector (extension `vector`) is not installed on this server".into());
     }
     for s in &skipped {
@@ -380,21 +468,39 @@ fn main() -> Result<()> {
         let name: String = r.get(0);
         c.batch_execute(&format!("DROP INDEX IF EXISTS {name}"))?;
     }
+    let lib_mtime = library_mtime(&mut c);
     drop(c);
 
     // ---- run
     let mut results = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        println!("\n[{}/{}] {}\n    {}", i + 1, cases.len(), case.label, case.create);
-        let r = run_case(&ctx, case, &ds, metric, op);
+        println!(
+            "\n[{}/{}] {}\n    {}",
+            i + 1,
+            cases.len(),
+            case.label,
+            case.create
+        );
+        let load0 = mem::loadavg();
+        let mut r = run_case(&ctx, case, &ds, metric, op);
+        r.loadavg = format!("{load0} -> {}", mem::loadavg());
+        if let Ok(mut c) = ctx.connect() {
+            let now = library_mtime(&mut c);
+            if now != lib_mtime {
+                r.warnings.push(
+                    "vectorize_quant.so was replaced on disk during this run (another build installed it): results may mix versions".into(),
+                );
+            }
+        }
         match &r.error {
             Some(e) => println!("    ERROR: {e}"),
             None => {
                 println!(
-                    "    index {:.1} MiB, build {:.1} s, peak build memory {:.0} MiB",
+                    "    index {:.1} MiB, build {:.1} s, peak build memory {:.0} MiB (dynamic shared memory {:.0} MiB)",
                     r.index_bytes as f64 / 1048576.0,
                     r.build_secs,
-                    r.build_peak_mem_bytes as f64 / 1048576.0
+                    r.build_peak_mem_bytes as f64 / 1048576.0,
+                    r.build_peak_dsm_bytes as f64 / 1048576.0
                 );
                 for p in &r.points {
                     println!(
@@ -418,7 +524,10 @@ fn main() -> Result<()> {
     let mut notes = args.note.clone();
     notes.extend(skipped);
     let run = RunResult {
-        title: args.title.clone().unwrap_or_else(|| format!("{} ({} x {})", ds.name, ds.rows(), ds.dims)),
+        title: args
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("{} ({} x {})", ds.name, ds.rows(), ds.dims)),
         notes,
         dataset: ds.name.clone(),
         rows: ds.rows(),
@@ -432,6 +541,8 @@ fn main() -> Result<()> {
             .rerank_candidates
             .map_or_else(|| "server default (40)".to_string(), |v| v.to_string()),
         bq_candidates: args.bq_candidates,
+        repeat: args.repeat.max(1),
+        recall_targets: args.recall_targets.clone(),
         machine: mem::machine(),
         server,
         heap_bytes,
@@ -441,7 +552,10 @@ fn main() -> Result<()> {
         total_secs: started.elapsed().as_secs_f64(),
     };
     std::fs::create_dir_all(&args.out)?;
-    std::fs::write(args.out.join("results.json"), serde_json::to_string_pretty(&run)?)?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&run)?,
+    )?;
     let md = report::markdown(&run);
     std::fs::write(args.out.join("results.md"), &md)?;
     report::plots(&run, &args.out)?;
@@ -456,7 +570,10 @@ fn main() -> Result<()> {
 
 fn load_dataset(args: &Args, metric: Metric) -> Result<Dataset> {
     let (name, base, queries, dims, mut truth, fp) = if let Some(base_path) = &args.base {
-        let qpath = args.query_file.as_ref().context("--base needs --query-file")?;
+        let qpath = args
+            .query_file
+            .as_ref()
+            .context("--base needs --query-file")?;
         let pb = bar(2, "read files");
         let (base, n, d) = data::read_matrix(base_path, Some(args.rows))?;
         pb.inc(1);
@@ -501,13 +618,21 @@ fn load_dataset(args: &Args, metric: Metric) -> Result<Dataset> {
         (name, base, queries, d, truth, fp)
     } else {
         let (base, queries) = data::synthetic(args.rows, args.dims, args.queries, args.seed);
-        let name = args.name.clone().unwrap_or_else(|| format!("synthetic-{}", args.dims));
-        let fp = format!("synthetic rows {} dims {} seed {}", args.rows, args.dims, args.seed);
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("synthetic-{}", args.dims));
+        let fp = format!(
+            "synthetic rows {} dims {} seed {}",
+            args.rows, args.dims, args.seed
+        );
         (name, base, queries, args.dims, None, fp)
     };
     if truth.is_none() {
         truth = Some(data::exact_truth(&base, &queries, dims, K, metric));
     }
+    // The content hash makes a changed generator or file reload the tables.
+    let fp = format!("{fp} hash {:016x}", content_hash(&base));
     Ok(Dataset {
         name,
         dims,
@@ -518,11 +643,28 @@ fn load_dataset(args: &Args, metric: Metric) -> Result<Dataset> {
     })
 }
 
+/// FNV-1a over the bits of every value (chunked in parallel).
+fn content_hash(v: &[f32]) -> u64 {
+    use rayon::prelude::*;
+    let fnv = |h: u64, x: u64| (h ^ x).wrapping_mul(0x100000001b3);
+    v.par_chunks(1 << 16)
+        .map(|c| {
+            c.iter()
+                .fold(0xcbf29ce484222325u64, |h, x| fnv(h, x.to_bits() as u64))
+        })
+        .collect::<Vec<u64>>()
+        .into_iter()
+        .fold(0xcbf29ce484222325u64, fnv)
+}
+
 /// Creates and loads `table (id int4, v typ(dims))` by binary COPY unless it already holds this dataset.
 fn ensure_table(ctx: &Ctx, table: &str, typ: &str, ds: &Dataset) -> Result<()> {
     let mut c = ctx.connect()?;
     let have: Option<String> = c
-        .query_one("SELECT obj_description(to_regclass($1), 'pg_class')", &[&table])?
+        .query_one(
+            "SELECT obj_description(to_regclass($1), 'pg_class')",
+            &[&table],
+        )?
         .get(0);
     if have.as_deref() == Some(ds.fingerprint.as_str()) {
         println!("table {table} already holds this dataset: reusing it");
@@ -560,7 +702,8 @@ fn ensure_table(ctx: &Ctx, table: &str, typ: &str, ds: &Dataset) -> Result<()> {
     }
     pb.finish_with_message(format!("{:.1} s", t0.elapsed().as_secs_f64()));
     let pb = bar(1, "VACUUM ANALYZE");
-    c.batch_execute(&format!("VACUUM (ANALYZE) {table}; CHECKPOINT"))?;
+    c.batch_execute(&format!("VACUUM (ANALYZE) {table}"))?;
+    c.batch_execute("CHECKPOINT")?;
     c.batch_execute(&format!("COMMENT ON TABLE {table} IS '{}'", ds.fingerprint))?;
     pb.inc(1);
     pb.finish();
@@ -618,26 +761,74 @@ fn run_case(ctx: &Ctx, case: &Case, ds: &Dataset, metric: Metric, op: &str) -> C
         index_bytes: 0,
         build_secs: 0.0,
         build_peak_mem_bytes: 0,
+        build_peak_anon_bytes: 0,
+        build_peak_dsm_bytes: 0,
         leader_vmhwm_bytes: 0,
         points: Vec::new(),
         error: None,
         warnings: Vec::new(),
+        loadavg: String::new(),
     };
-    if let Err(e) = build(ctx, case, &mut r) {
-        r.error = Some(format!("build: {e:#}"));
-        return r;
-    }
-    if let Err(e) = search(ctx, case, ds, metric, op, &mut r) {
-        r.error = Some(format!("search: {e:#}"));
+    for attempt in 0..2 {
+        r.error = None;
+        r.points.clear();
+        let res = build(ctx, case, &mut r)
+            .map_err(|e| format!("build: {e:#}"))
+            .and_then(|_| {
+                search(ctx, case, ds, metric, op, &mut r).map_err(|e| format!("search: {e:#}"))
+            });
+        match res {
+            Ok(()) => break,
+            Err(e) => {
+                let crashed = [
+                    "connection closed",
+                    "recovery mode",
+                    "terminating connection",
+                    "shutting down",
+                ]
+                .iter()
+                .any(|m| e.contains(m));
+                r.error = Some(e.clone());
+                if !crashed || attempt == 1 {
+                    break;
+                }
+                r.warnings.push(format!(
+                    "the server lost the connection ({e}); see its log (a backend crash, or the extension's .so replaced during the run); retried once"
+                ));
+                println!(
+                    "    server connection lost ({e}); waiting for the server and retrying once"
+                );
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_secs(120) && ctx.connect().is_err() {
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        }
     }
     r
+}
+
+/// Modification time of the installed extension library, to detect it being replaced mid-run.
+fn library_mtime(c: &mut Client) -> Option<std::time::SystemTime> {
+    let dir: String = c
+        .query_one(
+            "SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'",
+            &[],
+        )
+        .ok()?
+        .get(0);
+    std::fs::metadata(format!("{dir}/vectorize_quant.so"))
+        .ok()?
+        .modified()
+        .ok()
 }
 
 fn build(ctx: &Ctx, case: &Case, r: &mut CaseResult) -> Result<()> {
     let notice = Arc::new(Mutex::new(String::new()));
     let mut bc = ctx.connect_with_notices(notice.clone())?;
     let pid: i32 = bc.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-    bc.batch_execute(&format!("DROP INDEX IF EXISTS {}; CHECKPOINT", case.index))?;
+    bc.batch_execute(&format!("DROP INDEX IF EXISTS {}", case.index))?;
+    bc.batch_execute("CHECKPOINT")?;
     let mut monitor = ctx.connect()?;
     let stop = Arc::new(AtomicBool::new(false));
     let pb = indicatif::ProgressBar::new_spinner();
@@ -690,10 +881,15 @@ fn build(ctx: &Ctx, case: &Case, r: &mut CaseResult) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let s = sampler.join().expect("sampler thread");
-    pb.finish_with_message(format!("{secs:.1} s, peak memory {:.0} MiB", s.peak as f64 / 1048576.0));
+    pb.finish_with_message(format!(
+        "{secs:.1} s, peak memory {:.0} MiB",
+        s.peak as f64 / 1048576.0
+    ));
     res?;
     r.build_secs = secs;
     r.build_peak_mem_bytes = s.peak;
+    r.build_peak_anon_bytes = s.peak_anon;
+    r.build_peak_dsm_bytes = s.peak_dsm;
     r.leader_vmhwm_bytes = mem::vmhwm(pid as u32).unwrap_or(0);
     r.index_bytes = bc
         .query_one("SELECT pg_relation_size(to_regclass($1))", &[&case.index])?
@@ -701,10 +897,19 @@ fn build(ctx: &Ctx, case: &Case, r: &mut CaseResult) -> Result<()> {
     Ok(())
 }
 
-fn search(ctx: &Ctx, case: &Case, ds: &Dataset, metric: Metric, op: &str, r: &mut CaseResult) -> Result<()> {
+fn search(
+    ctx: &Ctx,
+    case: &Case,
+    ds: &Dataset,
+    metric: Metric,
+    op: &str,
+    r: &mut CaseResult,
+) -> Result<()> {
     let args = &ctx.args;
     let nclients = args.clients.max(1);
-    let mut conns: Vec<Client> = (0..nclients).map(|_| ctx.connect()).collect::<Result<_>>()?;
+    let mut conns: Vec<Client> = (0..nclients)
+        .map(|_| ctx.connect())
+        .collect::<Result<_>>()?;
     for c in conns.iter_mut() {
         c.batch_execute("SET jit = off")?;
     }
@@ -716,7 +921,8 @@ fn search(ctx: &Ctx, case: &Case, ds: &Dataset, metric: Metric, op: &str, r: &mu
     {
         let c = &mut conns[0];
         c.batch_execute(&set_sql(case, args, max_ef))?;
-        let sql = query_sql(case, op, ds.dims, max_ef, args.bq_candidates).replace("$1", &vec_literal(ds.query(0)));
+        let sql = query_sql(case, op, ds.dims, max_ef, args.bq_candidates)
+            .replace("$1", &vec_literal(ds.query(0)));
         let plan: Vec<String> = c
             .query(&format!("EXPLAIN {sql}"), &[])?
             .iter()
@@ -734,7 +940,21 @@ fn search(ctx: &Ctx, case: &Case, ds: &Dataset, metric: Metric, op: &str, r: &mu
         }
     }
 
-    let total = (args.warmup.min(nq) + efs.len() * nq * (1 + nclients)) as u64;
+    // Warm the caches: the index and the table (with TOAST) through pg_prewarm when it is available.
+    {
+        let c = &mut conns[0];
+        if c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+            .is_ok()
+        {
+            let _ = c.query(
+                "SELECT pg_prewarm(to_regclass($1)), pg_prewarm(to_regclass($2)), \
+                 (SELECT pg_prewarm(reltoastrelid) FROM pg_class WHERE oid = to_regclass($2) AND reltoastrelid <> 0)",
+                &[&case.index, &case.table],
+            );
+        }
+    }
+    let reps = args.repeat.max(1);
+    let total = (args.warmup.min(nq) + reps * efs.len() * nq * (1 + nclients)) as u64;
     let pb = bar(total, "queries");
     // Warm-up (untimed).
     {
@@ -756,51 +976,74 @@ fn search(ctx: &Ctx, case: &Case, ds: &Dataset, metric: Metric, op: &str, r: &mu
         pb.set_message(format!("ef_search {ef}, 1 client"));
         let c = &mut conns[0];
         let st = c.prepare(&sql)?;
-        let mut lat = Vec::with_capacity(nq);
+        let mut best1: Option<(f64, Vec<f64>)> = None;
         let mut got = Vec::with_capacity(nq);
-        let t0 = Instant::now();
-        for i in 0..nq {
-            let t = Instant::now();
-            let rows = c.query(&st, &[&VecParam(ds.query(i))])?;
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
-            got.push(rows.iter().map(|row| row.get::<_, i32>(0)).collect::<Vec<i32>>());
-            pb.inc(1);
+        for rep in 0..reps {
+            let mut lat = Vec::with_capacity(nq);
+            let t0 = Instant::now();
+            for i in 0..nq {
+                let t = Instant::now();
+                let rows = c.query(&st, &[&VecParam(ds.query(i))])?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                if rep == 0 {
+                    got.push(
+                        rows.iter()
+                            .map(|row| row.get::<_, i32>(0))
+                            .collect::<Vec<i32>>(),
+                    );
+                }
+                pb.inc(1);
+            }
+            let wall = t0.elapsed().as_secs_f64();
+            lat.sort_by(|a, b| a.total_cmp(b));
+            if best1.as_ref().map_or(true, |(w, _)| wall < *w) {
+                best1 = Some((wall, lat));
+            }
         }
-        let wall1 = t0.elapsed().as_secs_f64();
-        lat.sort_by(|a, b| a.total_cmp(b));
+        let (wall1, lat) = best1.unwrap();
         let recall = data::recall(ds, metric, K, &got);
         // Pass 2: N clients at once, each running every query from its own offset.
         pb.set_message(format!("ef_search {ef}, {nclients} clients"));
-        let t0 = Instant::now();
-        let lats: Vec<Result<Vec<f64>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = conns
-                .iter_mut()
-                .enumerate()
-                .map(|(ci, c)| {
-                    let sql = &sql;
-                    let pb = pb.clone();
-                    scope.spawn(move || -> Result<Vec<f64>> {
-                        let st = c.prepare(sql)?;
-                        let mut l = Vec::with_capacity(nq);
-                        for j in 0..nq {
-                            let i = (j + ci * nq / nclients) % nq;
-                            let t = Instant::now();
-                            c.query(&st, &[&VecParam(ds.query(i))])?;
-                            l.push(t.elapsed().as_secs_f64() * 1e3);
-                            pb.inc(1);
-                        }
-                        Ok(l)
+        let mut bestn: Option<(f64, Vec<f64>)> = None;
+        for _rep in 0..reps {
+            let t0 = Instant::now();
+            let lats: Vec<Result<Vec<f64>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = conns
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(ci, c)| {
+                        let sql = &sql;
+                        let pb = pb.clone();
+                        scope.spawn(move || -> Result<Vec<f64>> {
+                            let st = c.prepare(sql)?;
+                            let mut l = Vec::with_capacity(nq);
+                            for j in 0..nq {
+                                let i = (j + ci * nq / nclients) % nq;
+                                let t = Instant::now();
+                                c.query(&st, &[&VecParam(ds.query(i))])?;
+                                l.push(t.elapsed().as_secs_f64() * 1e3);
+                                pb.inc(1);
+                            }
+                            Ok(l)
+                        })
                     })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("client thread")).collect()
-        });
-        let walln = t0.elapsed().as_secs_f64();
-        let mut all = Vec::new();
-        for l in lats {
-            all.extend(l?);
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("client thread"))
+                    .collect()
+            });
+            let walln = t0.elapsed().as_secs_f64();
+            let mut all = Vec::new();
+            for l in lats {
+                all.extend(l?);
+            }
+            all.sort_by(|a, b| a.total_cmp(b));
+            if bestn.as_ref().map_or(true, |(w, _)| walln < *w) {
+                bestn = Some((walln, all));
+            }
         }
-        all.sort_by(|a, b| a.total_cmp(b));
+        let (walln, all) = bestn.unwrap();
         r.points.push(Point {
             ef_search: ef,
             recall,

@@ -13,6 +13,8 @@ pub struct Sampler {
     dsm_base: u64,
     pub current: u64,
     pub peak: u64,
+    pub peak_anon: u64,
+    pub peak_dsm: u64,
 }
 
 fn status_kb(pid: u32, key: &str) -> Option<u64> {
@@ -31,7 +33,9 @@ pub fn vmhwm(pid: u32) -> Option<u64> {
 }
 
 fn dsm_bytes() -> u64 {
-    let Ok(dir) = std::fs::read_dir("/dev/shm") else { return 0 };
+    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+        return 0;
+    };
     dir.flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("PostgreSQL."))
         .filter_map(|e| e.metadata().ok())
@@ -41,7 +45,9 @@ fn dsm_bytes() -> u64 {
 
 fn parallel_workers_of(pid: u32) -> Vec<u32> {
     let needle = format!("parallel worker for PID {pid}");
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|p| {
@@ -61,11 +67,16 @@ impl Sampler {
             dsm_base: dsm_bytes(),
             current: 0,
             peak: 0,
+            peak_anon: 0,
+            peak_dsm: 0,
         }
     }
 
     pub fn sample(&mut self) {
-        if self.last_scan.map_or(true, |t| t.elapsed().as_millis() >= 250) {
+        if self
+            .last_scan
+            .map_or(true, |t| t.elapsed().as_millis() >= 250)
+        {
             self.workers = parallel_workers_of(self.pid);
             self.last_scan = Some(Instant::now());
         }
@@ -77,6 +88,8 @@ impl Sampler {
         let dsm = dsm_bytes().saturating_sub(self.dsm_base);
         self.current = anon + dsm;
         self.peak = self.peak.max(self.current);
+        self.peak_anon = self.peak_anon.max(anon);
+        self.peak_dsm = self.peak_dsm.max(dsm);
     }
 }
 
@@ -90,7 +103,9 @@ pub fn machine() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
@@ -99,5 +114,16 @@ pub fn machine() -> String {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .unwrap_or(0);
-    format!("{cpu}, {cores} cores, {:.0} GiB RAM", mem as f64 / 1048576.0)
+    format!(
+        "{cpu}, {cores} cores, {:.0} GiB RAM",
+        mem as f64 / 1048576.0
+    )
+}
+
+/// The 1-minute load average (other work on the machine skews timings).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
 }

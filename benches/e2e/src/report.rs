@@ -21,7 +21,11 @@ pub fn qps_at(c: &CaseResult, target: f64, concurrent: bool) -> Option<f64> {
     }
     if pts[0].0 >= target {
         // Already above the target at the smallest ef_search: best QPS among the points above it.
-        return pts.iter().filter(|p| p.0 >= target).map(|p| p.1).reduce(f64::max);
+        return pts
+            .iter()
+            .filter(|p| p.0 >= target)
+            .map(|p| p.1)
+            .reduce(f64::max);
     }
     for w in pts.windows(2) {
         let (a, b) = (w[0], w[1]);
@@ -59,13 +63,22 @@ pub fn markdown(run: &RunResult) -> String {
         run.m, run.ef_construction, run.rerank_candidates, run.bq_candidates
     );
     let _ = writeln!(s, "- machine: {}", run.machine);
+    let _ = writeln!(
+        s,
+        "- timing: every pass is run {} times and the fastest kept; QPS at a recall level is interpolated between sweep points (a case already above it at ef_search 10 gets its best QPS above it); the load average shows other work on the machine",
+        run.repeat
+    );
     let server: Vec<String> = run
         .server
         .iter()
         .filter(|(k, _)| k != "version")
         .map(|(k, v)| format!("{k} = {v}"))
         .collect();
-    let version = run.server.iter().find(|(k, _)| k == "version").map(|(_, v)| v.split(" on ").next().unwrap_or(v).to_string());
+    let version = run
+        .server
+        .iter()
+        .find(|(k, _)| k == "version")
+        .map(|(_, v)| v.split(" on ").next().unwrap_or(v).to_string());
     let _ = writeln!(
         s,
         "- server: {}; {}; pgvector {}",
@@ -85,32 +98,61 @@ pub fn markdown(run: &RunResult) -> String {
     }
     let _ = writeln!(s);
 
-    let pgv = run.cases.iter().find(|c| c.engine == Engine::PgvHnsw && c.error.is_none());
+    let pgv = run
+        .cases
+        .iter()
+        .find(|c| c.engine == Engine::PgvHnsw && c.error.is_none());
     let _ = writeln!(s, "### Indexes\n");
+    let t = &run.recall_targets;
+    let mut hdr = String::from("| case | index size (MiB) | bytes / vector | build (s) | peak build memory (MiB): private + dynamic shared | recall@10 at ef_search 40 |");
+    for x in t {
+        let _ = write!(
+            hdr,
+            " QPS at recall {x} (1 client) | QPS at recall {x} ({n} clients) |"
+        );
+    }
+    hdr += " load avg (before -> after) |";
+    let _ = writeln!(s, "{hdr}");
     let _ = writeln!(
         s,
-        "| case | index size (MiB) | bytes / vector | build (s) | peak build memory (MiB) | recall@10 at ef_search 40 | QPS at recall 0.90 (1 client) | QPS at recall 0.95 (1 client) | QPS at recall 0.95 ({n} clients) |"
+        "|---|---:|---:|---:|---:|---:|{}---|",
+        "---:|".repeat(2 * t.len())
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for c in &run.cases {
         if let Some(e) = &c.error {
-            let _ = writeln!(s, "| {} | ERROR: {} | | | | | | | |", c.label, e.replace('|', "/").replace('\n', " "));
+            let _ = writeln!(
+                s,
+                "| {} | ERROR: {} |{}",
+                c.label,
+                e.replace('|', "/").replace('\n', " "),
+                " |".repeat(5 + 2 * t.len())
+            );
             continue;
         }
-        let r40 = c.points.iter().find(|p| p.ef_search == 40).map(|p| p.recall);
-        let _ = writeln!(
-            s,
-            "| {} | {:.1} | {:.0} | {:.1} | {:.0} | {} | {} | {} | {} |",
+        let r40 = c
+            .points
+            .iter()
+            .find(|p| p.ef_search == 40)
+            .map(|p| p.recall);
+        let mut row = format!(
+            "| {} | {:.1} | {:.0} | {:.1} | {:.0} + {:.0} | {} |",
             c.label,
             c.index_bytes as f64 / MIB,
             c.index_bytes as f64 / run.rows.max(1) as f64,
             c.build_secs,
-            c.build_peak_mem_bytes as f64 / MIB,
+            c.build_peak_anon_bytes as f64 / MIB,
+            c.build_peak_dsm_bytes as f64 / MIB,
             fmt_opt(r40, 3),
-            fmt_opt(qps_at(c, 0.90, false), 0),
-            fmt_opt(qps_at(c, 0.95, false), 0),
-            fmt_opt(qps_at(c, 0.95, true), 0),
         );
+        for &x in t {
+            let _ = write!(
+                row,
+                " {} | {} |",
+                fmt_opt(qps_at(c, x, false), 0),
+                fmt_opt(qps_at(c, x, true), 0)
+            );
+        }
+        let _ = writeln!(s, "{row} {} |", c.loadavg);
     }
     let _ = writeln!(s);
 
@@ -120,22 +162,35 @@ pub fn markdown(run: &RunResult) -> String {
             s,
             "Ratios are case / pgvector: size and build time below 1 are better, QPS above 1 is better (QPS interpolated at equal recall@10; — where a case does not reach that recall).\n"
         );
-        let _ = writeln!(
-            s,
-            "| case | size ratio | build time ratio | QPS ratio at recall 0.90 | QPS ratio at recall 0.95 | QPS ratio at recall 0.95 ({n} clients) |"
-        );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
-        for c in run.cases.iter().filter(|c| c.error.is_none() && c.id != p.id) {
-            let _ = writeln!(
-                s,
-                "| {} | {:.2}× | {:.2}× | {} | {} | {} |",
+        let mut hdr = String::from("| case | size ratio | build time ratio |");
+        for x in t {
+            let _ = write!(
+                hdr,
+                " QPS ratio at recall {x} (1 client) | QPS ratio at recall {x} ({n} clients) |"
+            );
+        }
+        let _ = writeln!(s, "{hdr}");
+        let _ = writeln!(s, "|---|---:|---:|{}", "---:|".repeat(2 * t.len()));
+        for c in run
+            .cases
+            .iter()
+            .filter(|c| c.error.is_none() && c.id != p.id)
+        {
+            let mut row = format!(
+                "| {} | {:.2}× | {:.2}× |",
                 c.label,
                 c.index_bytes as f64 / p.index_bytes.max(1) as f64,
                 c.build_secs / p.build_secs.max(1e-9),
-                ratio(qps_at(c, 0.90, false), qps_at(p, 0.90, false)),
-                ratio(qps_at(c, 0.95, false), qps_at(p, 0.95, false)),
-                ratio(qps_at(c, 0.95, true), qps_at(p, 0.95, true)),
             );
+            for &x in t {
+                let _ = write!(
+                    row,
+                    " {} | {} |",
+                    ratio(qps_at(c, x, false), qps_at(p, x, false)),
+                    ratio(qps_at(c, x, true), qps_at(p, x, true))
+                );
+            }
+            let _ = writeln!(s, "{row}");
         }
         let _ = writeln!(s);
     }
@@ -151,7 +206,15 @@ pub fn markdown(run: &RunResult) -> String {
             let _ = writeln!(
                 s,
                 "| {} | {} | {:.3} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} |",
-                c.label, p.ef_search, p.recall, p.qps1, p.p50_ms1, p.p99_ms1, p.qps_n, p.p50_ms_n, p.p99_ms_n
+                c.label,
+                p.ef_search,
+                p.recall,
+                p.qps1,
+                p.p50_ms1,
+                p.p99_ms1,
+                p.qps_n,
+                p.p50_ms_n,
+                p.p99_ms_n
             );
         }
     }
@@ -186,7 +249,11 @@ fn color(i: usize) -> RGBColor {
 }
 
 fn recall_qps(run: &RunResult, path: &Path, concurrent: bool) -> Result<()> {
-    let cases: Vec<&CaseResult> = run.cases.iter().filter(|c| c.error.is_none() && !c.points.is_empty()).collect();
+    let cases: Vec<&CaseResult> = run
+        .cases
+        .iter()
+        .filter(|c| c.error.is_none() && !c.points.is_empty())
+        .collect();
     if cases.is_empty() {
         return Ok(());
     }
@@ -201,7 +268,11 @@ fn recall_qps(run: &RunResult, path: &Path, concurrent: bool) -> Result<()> {
     let title = format!(
         "{}: recall@10 vs QPS ({})",
         run.title,
-        if concurrent { format!("{} clients", run.clients) } else { "1 client".into() }
+        if concurrent {
+            format!("{} clients", run.clients)
+        } else {
+            "1 client".into()
+        }
     );
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
@@ -218,13 +289,20 @@ fn recall_qps(run: &RunResult, path: &Path, concurrent: bool) -> Result<()> {
     for (i, c) in cases.iter().enumerate() {
         let col = color(i);
         let line: Vec<(f64, f64)> = c.points.iter().map(|p| (p.recall, q(p))).collect();
-        let style = if c.engine == Engine::Qhnsw { col.stroke_width(2) } else { col.stroke_width(3) };
+        let style = if c.engine == Engine::Qhnsw {
+            col.stroke_width(2)
+        } else {
+            col.stroke_width(3)
+        };
         chart
             .draw_series(LineSeries::new(line.clone(), style))?
             .label(c.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
         if c.engine == Engine::Qhnsw {
-            chart.draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 4, col.filled())))?;
+            chart.draw_series(
+                line.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 4, col.filled())),
+            )?;
         } else {
             chart.draw_series(
                 line.iter()
@@ -242,7 +320,13 @@ fn recall_qps(run: &RunResult, path: &Path, concurrent: bool) -> Result<()> {
     Ok(())
 }
 
-fn bars(run: &RunResult, path: &Path, title: &str, unit: &str, value: impl Fn(&CaseResult) -> f64) -> Result<()> {
+fn bars(
+    run: &RunResult,
+    path: &Path,
+    title: &str,
+    unit: &str,
+    value: impl Fn(&CaseResult) -> f64,
+) -> Result<()> {
     let cases: Vec<&CaseResult> = run.cases.iter().filter(|c| c.error.is_none()).collect();
     if cases.is_empty() {
         return Ok(());
@@ -267,7 +351,10 @@ fn bars(run: &RunResult, path: &Path, title: &str, unit: &str, value: impl Fn(&C
         let y = (n - 1 - i) as f64;
         let v = value(c);
         let col = color(i);
-        chart.draw_series(std::iter::once(Rectangle::new([(0.0, y + 0.15), (v, y + 0.85)], col.filled())))?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(0.0, y + 0.15), (v, y + 0.85)],
+            col.filled(),
+        )))?;
         chart.draw_series(std::iter::once(Text::new(
             format!("{}  {:.1} {unit}", c.label, v),
             (v + vmax * 0.02, y + 0.65),
@@ -281,7 +368,11 @@ fn bars(run: &RunResult, path: &Path, title: &str, unit: &str, value: impl Fn(&C
 pub fn plots(run: &RunResult, out: &Path) -> Result<()> {
     recall_qps(run, &out.join("recall_qps.svg"), false)?;
     recall_qps(run, &out.join("recall_qps_clients.svg"), true)?;
-    bars(run, &out.join("index_size.svg"), "index size", "MiB", |c| c.index_bytes as f64 / MIB)?;
-    bars(run, &out.join("build_time.svg"), "build time", "s", |c| c.build_secs)?;
+    bars(run, &out.join("index_size.svg"), "index size", "MiB", |c| {
+        c.index_bytes as f64 / MIB
+    })?;
+    bars(run, &out.join("build_time.svg"), "build time", "s", |c| {
+        c.build_secs
+    })?;
     Ok(())
 }
