@@ -153,14 +153,7 @@ impl GraphWrite for PageGraph<'_> {
                 max_neighbors,
                 |a, b| self.pair_distance(a, b),
             );
-            let mut page = PageWrite::new(self.index, block, PageKind::Graph);
-            let current: Vec<u32> = match ElementRef::parse(page.item_mut(offset), self.shape) {
-                Ok(e) => e.neighbors(layer).collect(),
-                Err(e) => raise_corrupt(self.index, block, &e),
-            };
-            if current == snapshot {
-                set_neighbors(page.item_mut(offset), self.shape, layer, &pruned);
-                page.commit();
+            if replace_list_if_unchanged(self.index, self.shape, id, layer, &snapshot, &pruned) {
                 self.back_linked |= layer == 0 && pruned.contains(&new);
                 if layer == 0 {
                     self.hand_over_dropped(&snapshot, new, &pruned);
@@ -206,16 +199,7 @@ impl PageGraph<'_> {
                     _ => continue,
                 }
             }
-            let (block, offset) = node_location(z);
-            let mut page = PageWrite::new(self.index, block, PageKind::Graph);
-            let current: Vec<u32> = match ElementRef::parse(page.item_mut(offset), self.shape) {
-                Ok(e) => e.neighbors(0).collect(),
-                Err(e) => raise_corrupt(self.index, block, &e),
-            };
-            if current == list {
-                set_neighbors(page.item_mut(offset), self.shape, 0, &updated);
-                page.commit();
-            }
+            replace_list_if_unchanged(self.index, self.shape, z, 0, &list, &updated);
         }
     }
 }
@@ -243,15 +227,7 @@ pub fn force_back_link(graph: &mut PageGraph, candidates: &[u32], id: u32) -> bo
         } else {
             continue;
         }
-        let (block, offset) = node_location(nearest);
-        let mut page = PageWrite::new(graph.index, block, PageKind::Graph);
-        let current: Vec<u32> = match ElementRef::parse(page.item_mut(offset), graph.shape) {
-            Ok(e) => e.neighbors(0).collect(),
-            Err(e) => raise_corrupt(graph.index, block, &e),
-        };
-        if current == list {
-            set_neighbors(page.item_mut(offset), graph.shape, 0, &updated);
-            page.commit();
+        if replace_list_if_unchanged(graph.index, graph.shape, nearest, 0, &list, &updated) {
             return true;
         }
     }
@@ -278,4 +254,30 @@ fn covered_victim(graph: &mut PageGraph, owner: u32, list: &[u32]) -> Option<(us
             .enumerate()
             .any(|(j, l)| j != i && l.contains(&w))
     })
+}
+
+/// Writes `new` as `id`'s list on `layer` only if the list still equals `expected`
+/// (read earlier without the lock); true if written. Concurrent writers never
+/// overwrite each other's links blindly.
+pub fn replace_list_if_unchanged(
+    index: pg_sys::Relation,
+    shape: ElementShape,
+    id: u32,
+    layer: usize,
+    expected: &[u32],
+    new: &[u32],
+) -> bool {
+    let (block, offset) = node_location(id);
+    let mut page = PageWrite::new(index, block, PageKind::Graph);
+    let current: Vec<u32> = match ElementRef::parse(page.item_mut(offset), shape) {
+        Ok(e) if e.is_free() => return false,
+        Ok(e) => e.neighbors(layer).collect(),
+        Err(e) => raise_corrupt(index, block, &e),
+    };
+    if current != expected {
+        return false;
+    }
+    set_neighbors(page.item_mut(offset), shape, layer, new);
+    page.commit();
+    true
 }

@@ -18,8 +18,8 @@ use super::buffer::{block_count, graph_blocks, raise_corrupt, PageRead, PageWrit
 use super::graph_pages::shape_of;
 use super::meta::{load_quantizer, read_meta, write_meta};
 use super::pages::{
-    node_id, node_location, set_neighbors, tombstone, ElementRef, ElementShape, PageKind,
-    ELEMENT_FIXED_BYTES, INVALID_NODE,
+    node_id, node_location, tombstone, ElementRef, ElementShape, PageKind, ELEMENT_FIXED_BYTES,
+    INVALID_NODE,
 };
 use crate::distance::Metric;
 use crate::graph::{select_neighbors_heuristic, Candidate, HnswParams};
@@ -197,15 +197,9 @@ fn repair(
             }
         }
         for (offset, layer, list) in broken {
-            let fixed = repaired_list(cache, node_id(block, offset), &list, layer, deleted, params);
-            let mut page = PageWrite::new(index, block, PageKind::Graph);
-            let current: Vec<u32> = element(index, block, page.item_mut(offset), shape)
-                .neighbors(layer)
-                .collect();
-            if current == list {
-                set_neighbors(page.item_mut(offset), shape, layer, &fixed);
-                page.commit();
-            }
+            let id = node_id(block, offset);
+            let fixed = repaired_list(cache, id, &list, layer, deleted, params);
+            super::graph_pages::replace_list_if_unchanged(index, shape, id, layer, &list, &fixed);
         }
     }
     highest
