@@ -28,17 +28,18 @@ mkdir -p "${VQ_HOME}"
 chown postgres:postgres "${VQ_HOME}"
 rm -rf "${TEST_PGDATA}"
 if cargo pgrx test "pg${PG_MAJOR}" --release --runas postgres --pgdata "${TEST_PGDATA}" 2>&1 | tee "${LOG_DIR}/pg.log"; then
-    summary+=("in-server: $(grep -E '^test result' "${LOG_DIR}/pg.log" | tail -1)")
+    summary+=("in-server: $(grep -E '^test result' "${LOG_DIR}/pg.log" | paste -sd '|')")
 else
     status=1
     summary+=("in-server: FAILED")
 fi
 
-log "server-level integration tests (cargo test --release --test integration)"
+# (marked #[ignore] so that `cargo pgrx test` above, which runs every test target, leaves them to this step)
+log "server-level integration tests (cargo test --release --test integration -- --ignored)"
 # Installs the extension into the system PostgreSQL first, so this step also works alone.
 : >"${LOG_DIR}/integration.log"
 if install_extension 2>&1 | tee "${LOG_DIR}/install.log" &&
-    cargo test --release --test integration -- --test-threads=1 --nocapture 2>&1 | tee "${LOG_DIR}/integration.log"; then
+    cargo test --release --test integration -- --ignored --test-threads=1 --nocapture 2>&1 | tee "${LOG_DIR}/integration.log"; then
     summary+=("integration: $(grep -E '^test result' "${LOG_DIR}/integration.log" | tail -1)")
 else
     status=1

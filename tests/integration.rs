@@ -658,6 +658,7 @@ fn run_qhnsw_check(c: &mut Client, index: &str) -> Result<(), String> {
 // ---------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
 fn delete_vacuum_recall_and_space_reuse() {
     println!("\n=== delete + VACUUM (8000 rows, 64 dims, sq8) ===");
     let started = Instant::now();
@@ -1000,6 +1001,7 @@ fn crash_checks(cluster: &Cluster, data: &Data, track: &Track, label: &str) -> V
 }
 
 #[test]
+#[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
 fn crash_loop_kill9() {
     println!("\n=== crash loop: kill -9 of the server under committed inserts/deletes (32 dims, sq8) ===");
     let started = Instant::now();
@@ -1096,6 +1098,7 @@ fn crash_loop_kill9() {
 // ---------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
 fn streaming_replica_identical_results() {
     println!("\n=== streaming replica: identical top-10 on primary and standby (64 dims, sq8) ===");
     let started = Instant::now();
@@ -1209,6 +1212,7 @@ fn streaming_replica_identical_results() {
 // ---------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
 fn concurrent_clients_with_vacuum() {
     println!("\n=== concurrency: 7 mixed clients + 1 VACUUM loop for 20 s (32 dims, sq8) ===");
     let started = Instant::now();
@@ -1446,4 +1450,98 @@ fn concurrent_clients_with_vacuum() {
         &missed[..missed.len().min(10)]
     );
     check.expect("qhnsw_check after the concurrent run");
+}
+
+// ---------------------------------------------------------------------------------
+// 6. Maintenance commands: CREATE INDEX CONCURRENTLY, REINDEX [CONCURRENTLY],
+//    TRUNCATE, UNLOGGED tables (init fork) across a crash
+// ---------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
+fn concurrent_builds_reindex_truncate_and_unlogged() {
+    println!("\n=== CIC, REINDEX, REINDEX CONCURRENTLY, TRUNCATE, UNLOGGED (32 dims, sq8) ===");
+    let cluster = Cluster::primary("maint");
+    let mut c = cluster.connect();
+    let data = Data::new(32, 20, 6);
+    let n: i64 = 3000;
+    setup_table(&mut c, "t", 32);
+    copy_rows(&mut c, "t", &data, 1..=n);
+    let all: Vec<i64> = (1..=n).collect();
+
+    c.batch_execute("CREATE INDEX CONCURRENTLY t_idx ON t USING qhnsw (v qvector_l2_ops)")
+        .unwrap();
+    force_index(&mut c, "t", "t_idx", &data);
+    let r = recall_at_k(&mut c, "t", &data, &all, 30, 10);
+    println!("  CREATE INDEX CONCURRENTLY: recall@10 {:.4}", r.recall);
+    assert!(r.recall >= 0.95, "recall after CIC {:.4}", r.recall);
+    assert_eq!(run_qhnsw_check(&mut c, "t_idx"), Ok(()));
+
+    c.batch_execute("REINDEX INDEX t_idx").unwrap();
+    assert!(
+        recall_at_k(&mut c, "t", &data, &all, 30, 10).recall >= 0.95,
+        "after REINDEX"
+    );
+    c.batch_execute("REINDEX INDEX CONCURRENTLY t_idx").unwrap();
+    force_index(&mut c, "t", "t_idx", &data);
+    let r = recall_at_k(&mut c, "t", &data, &all, 30, 10);
+    println!("  REINDEX CONCURRENTLY: recall@10 {:.4}", r.recall);
+    assert!(
+        r.recall >= 0.95,
+        "recall after REINDEX CONCURRENTLY {:.4}",
+        r.recall
+    );
+    assert_eq!(run_qhnsw_check(&mut c, "t_idx"), Ok(()));
+
+    c.batch_execute("TRUNCATE t").unwrap();
+    let after_truncate = c
+        .query(
+            &format!(
+                "SELECT id FROM t ORDER BY v <-> '{}' LIMIT 5",
+                vtext(&data.row(1))
+            ),
+            &[],
+        )
+        .unwrap();
+    assert!(after_truncate.is_empty(), "rows after TRUNCATE");
+    copy_rows(&mut c, "t", &data, 1..=500);
+    let some: Vec<i64> = (1..=500).collect();
+    let missed = check_reachable(&mut c, "t", &data, &some);
+    println!(
+        "  TRUNCATE + 500 inserts (staging): {} of 500 not found",
+        missed.len()
+    );
+    assert!(
+        missed.is_empty(),
+        "rows not found after TRUNCATE + inserts: {missed:?}"
+    );
+
+    c.batch_execute(
+        "CREATE UNLOGGED TABLE u (id bigint PRIMARY KEY, v qvector(32) NOT NULL);
+         CREATE INDEX u_idx ON u USING qhnsw (v qvector_l2_ops);",
+    )
+    .unwrap();
+    copy_rows(&mut c, "u", &data, 1..=300);
+    let some: Vec<i64> = (1..=300).collect();
+    assert!(
+        check_reachable(&mut c, "u", &data, &some).is_empty(),
+        "unlogged rows not found"
+    );
+    drop(c);
+    cluster.kill9();
+    cluster.start();
+    let mut c = cluster.connect();
+    let left: i64 = c.query_one("SELECT count(*) FROM u", &[]).unwrap().get(0);
+    assert_eq!(left, 0, "an unlogged table is empty after a crash");
+    copy_rows(&mut c, "u", &data, 1..=300);
+    let missed = check_reachable(&mut c, "u", &data, &some);
+    println!(
+        "  UNLOGGED after crash + 300 inserts: {} of 300 not found",
+        missed.len()
+    );
+    assert!(
+        missed.is_empty(),
+        "unlogged rows not found after crash reset: {missed:?}"
+    );
+    assert_eq!(run_qhnsw_check(&mut c, "u_idx"), Ok(()));
 }

@@ -153,11 +153,20 @@ impl GraphWrite for PageGraph<'_> {
                 max_neighbors,
                 |a, b| self.pair_distance(a, b),
             );
+            if layer == 0 {
+                // Never strand an existing neighbour: each one the pruning drops must be
+                // linked from the kept neighbour that covers it, or the list stays as it is.
+                let dropped: Vec<u32> = snapshot
+                    .iter()
+                    .copied()
+                    .filter(|y| !pruned.contains(y))
+                    .collect();
+                if !self.hand_over_dropped(&dropped, &pruned) {
+                    return;
+                }
+            }
             if replace_list_if_unchanged(self.index, self.shape, id, layer, &snapshot, &pruned) {
                 self.back_linked |= layer == 0 && pruned.contains(&new);
-                if layer == 0 {
-                    self.hand_over_dropped(&snapshot, new, &pruned);
-                }
                 return;
             }
         }
@@ -167,23 +176,17 @@ impl GraphWrite for PageGraph<'_> {
 impl PageGraph<'_> {
     /// Algorithm 4 drops a neighbour `y` from a list because a kept neighbour `z` is closer
     /// to `y`; the heuristic assumes `z` links to `y`. Make that true on layer 0 (when `z`
-    /// has room, or `y` is closer to `z` than `z`'s farthest neighbour), so pruning never
-    /// strands a node that was reachable only through this list.
-    fn hand_over_dropped(&mut self, snapshot: &[u32], new: u32, kept: &[u32]) {
-        let dropped: Vec<u32> = snapshot
-            .iter()
-            .copied()
-            .chain(std::iter::once(new))
-            .filter(|y| !kept.contains(y))
-            .collect();
-        for y in dropped {
-            let Some((z, d_zy)) = kept
+    /// has room, or an entry another neighbour also covers); false if some `y` could not
+    /// be handed over, so the caller keeps its list rather than strand `y`.
+    fn hand_over_dropped(&mut self, dropped: &[u32], kept: &[u32]) -> bool {
+        for &y in dropped {
+            let covering = kept
                 .iter()
                 .map(|&z| (z, self.pair_distance(y, z)))
                 .filter(|(_, d)| d.is_finite())
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-            else {
-                continue;
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            let Some((z, d_zy)) = covering else {
+                return false;
             };
             let list: Vec<u32> =
                 with_element(self.index, self.shape, z, |e| e.neighbors(0).collect());
@@ -196,11 +199,14 @@ impl PageGraph<'_> {
             } else {
                 match covered_victim(self, z, &list) {
                     Some((i, d)) if d > d_zy => updated[i] = y,
-                    _ => continue,
+                    _ => return false,
                 }
             }
-            replace_list_if_unchanged(self.index, self.shape, z, 0, &list, &updated);
+            if !replace_list_if_unchanged(self.index, self.shape, z, 0, &list, &updated) {
+                return false;
+            }
         }
+        true
     }
 }
 

@@ -415,3 +415,22 @@ fn auto_quantizer_is_chosen_and_explained() {
     let recall = l2_recall("vq_auto", &base, dims, 31);
     assert!(recall >= 0.95, "auto-chosen {method}: recall@10 {recall:.4}");
 }
+
+/// UNLOGGED tables, TRUNCATE and REINDEX keep a working index.
+#[pg_test]
+fn unlogged_truncate_and_reindex() {
+    let dims = 16;
+    let base = embeddings_like(1_000, dims, 41);
+    load_table("vq_maint", dims, &base);
+    Spi::run("CREATE UNLOGGED TABLE vq_unlogged (id int, v qvector(16))").unwrap();
+    Spi::run("INSERT INTO vq_unlogged SELECT * FROM vq_maint").unwrap();
+    Spi::run("CREATE INDEX vq_unlogged_idx ON vq_unlogged USING qhnsw (v qvector_l2_ops)").unwrap();
+    assert!(l2_recall("vq_unlogged", &base, dims, 41) >= 0.97);
+    Spi::run("REINDEX INDEX vq_unlogged_idx").unwrap();
+    assert!(l2_recall("vq_unlogged", &base, dims, 41) >= 0.97);
+    Spi::run("TRUNCATE vq_unlogged").unwrap();
+    assert_eq!(text_of("SELECT count(*)::text FROM (SELECT id FROM vq_unlogged ORDER BY v <-> (SELECT v FROM vq_maint LIMIT 1) LIMIT 5) s"), "0");
+    Spi::run("INSERT INTO vq_unlogged SELECT * FROM vq_maint").unwrap();
+    assert!(l2_recall("vq_unlogged", &base, dims, 41) >= 0.97, "after TRUNCATE and re-insert (staging, then trained)");
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM qhnsw_check('vq_unlogged_idx')").unwrap(), Some(0));
+}
