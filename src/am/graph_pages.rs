@@ -101,6 +101,12 @@ impl GraphWrite for PageGraph<'_> {
         page.commit();
     }
 
+    /// Deleted nodes stay as waypoints for searches but never get new links: VACUUM is
+    /// about to free them, and a node linked only from them would be stranded.
+    fn is_linkable(&mut self, id: u32) -> bool {
+        with_element(self.index, self.shape, id, |e| !e.is_deleted())
+    }
+
     fn set_entry_point(&mut self, id: u32, level: usize) {
         let mut meta = super::meta::read_meta(self.index);
         if meta.entry_node == super::pages::INVALID_NODE || level > meta.entry_level as usize {
@@ -128,7 +134,7 @@ impl GraphWrite for PageGraph<'_> {
             let snapshot: Vec<u32> = {
                 let mut page = PageWrite::new(self.index, block, PageKind::Graph);
                 let element = match ElementRef::parse(page.item_mut(offset), self.shape) {
-                    Ok(e) if e.is_free() => return,
+                    Ok(e) if e.is_deleted() => return,
                     Ok(e) => e.neighbors(layer).collect::<Vec<u32>>(),
                     Err(e) => raise_corrupt(self.index, block, &e),
                 };
@@ -180,7 +186,15 @@ impl PageGraph<'_> {
     /// be handed over, so the caller keeps its list rather than strand `y`.
     fn hand_over_dropped(&mut self, dropped: &[u32], kept: &[u32]) -> bool {
         for &y in dropped {
-            let covering = kept
+            if !self.is_linkable(y) {
+                continue; // a deleted node need not stay reachable
+            }
+            let live_kept: Vec<u32> = kept
+                .iter()
+                .copied()
+                .filter(|&z| self.is_linkable(z))
+                .collect();
+            let covering = live_kept
                 .iter()
                 .map(|&z| (z, self.pair_distance(y, z)))
                 .filter(|(_, d)| d.is_finite())
@@ -215,13 +229,11 @@ impl PageGraph<'_> {
 /// neighbours that has a free slot or an entry that another neighbour also covers.
 pub fn force_back_link(graph: &mut PageGraph, candidates: &[u32], id: u32) -> bool {
     for &nearest in candidates {
-        let list: Vec<u32> = with_element(graph.index, graph.shape, nearest, |e| {
-            if e.is_deleted() {
-                Vec::new()
-            } else {
-                e.neighbors(0).collect()
-            }
-        });
+        let Some(list) = with_element(graph.index, graph.shape, nearest, |e| {
+            (!e.is_deleted()).then(|| e.neighbors(0).collect::<Vec<u32>>())
+        }) else {
+            continue;
+        };
         if list.contains(&id) {
             return true;
         }

@@ -67,7 +67,7 @@ pub fn insert_node_with<G: GraphWrite, V: VisitedSet<G::Id>>(
         visited.clear();
         let mut found =
             search_layer_with(g, &entries, params.ef_construction, layer, visited, scratch);
-        found.retain(|candidate| candidate.id != id);
+        found.retain(|candidate| candidate.id != id && g.is_linkable(candidate.id));
         add_neighbors_of_duplicates(g, id, layer, &mut found, params.m, &mut scratch.neighbors);
         sort_for_selection(id, &mut found);
         let max_neighbors = params.max_neighbors(layer);

@@ -130,6 +130,12 @@ pub trait GraphWrite: SearchGraph {
     /// Makes `id` (whose top level is `level`) the entry point.
     fn set_entry_point(&mut self, id: Self::Id, level: usize);
 
+    /// Whether a node found by the search may become a neighbour of a new node (storages
+    /// that keep deleted nodes as waypoints until VACUUM frees them say no for those).
+    fn is_linkable(&mut self, _id: Self::Id) -> bool {
+        true
+    }
+
     /// Adds the back-link `id -> new_neighbor` on `layer` (pruning with Algorithm 4 past `max_neighbors`); override to do the read-modify-write under one lock.
     fn add_back_link(
         &mut self,
