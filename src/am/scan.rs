@@ -34,6 +34,8 @@ pub struct ScanState {
     candidates: VecDeque<Candidate<u32>>,
     ready: VecDeque<(u32, u16)>,
     exhausted: bool,
+    returned: u64,
+    restarted: bool,
     heap_fetch: *mut pg_sys::IndexFetchTableData,
     slot: *mut pg_sys::TupleTableSlot,
     /// Counters for the monitoring view.
@@ -61,6 +63,8 @@ impl ScanState {
         self.candidates.clear();
         self.ready.clear();
         self.exhausted = false;
+        self.returned = 0;
+        self.restarted = false;
     }
 
     /// Releases the heap-fetch resources.
@@ -105,6 +109,8 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         candidates: VecDeque::new(),
         ready: VecDeque::new(),
         exhausted: false,
+        returned: 0,
+        restarted: false,
         heap_fetch: std::ptr::null_mut(),
         slot: std::ptr::null_mut(),
         stats: ScanStats::default(),
@@ -197,6 +203,7 @@ pub unsafe extern "C-unwind" fn amgettuple(
                 (*scan).xs_recheck = false;
             }
             state.stats.rows += 1;
+            state.returned += 1;
             super::stats::record_rows(index, 1);
             true
         }
@@ -214,11 +221,34 @@ fn next_tid(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> Option<(u32, 
             return None;
         }
         if state.candidates.is_empty() && !search_more(scan, state) {
+            if state.returned == 0 && restart_from_new_entry(scan, state) {
+                continue;
+            }
             state.exhausted = true;
             return None;
         }
         rerank_next_chunk(scan, state);
     }
+}
+
+/// When a search found nothing at all and the entry point changed meanwhile (VACUUM
+/// moved it and freed, or an insert reused, the old one), starts over once from the new one.
+fn restart_from_new_entry(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
+    // SAFETY: plain read of the scan's relation.
+    let index = unsafe { (*scan).indexRelation };
+    let fresh = read_meta(index);
+    let old = state.meta.as_ref().map(|m| m.entry_node);
+    if state.restarted
+        || fresh.entry_node == super::pages::INVALID_NODE
+        || old == Some(fresh.entry_node)
+    {
+        return false;
+    }
+    state.restarted = true;
+    state.search = None;
+    state.candidates.clear();
+    state.meta = Some(fresh);
+    true
 }
 
 /// Runs the first beam or resumes the search; false when nothing more can be found.
