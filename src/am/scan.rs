@@ -244,9 +244,13 @@ fn restart_from_new_entry(scan: pg_sys::IndexScanDesc, state: &mut ScanState) ->
     {
         return false;
     }
+    let Some(quantizer) = load_quantizer(index, &fresh) else {
+        return false;
+    };
     state.restarted = true;
     state.search = None;
     state.candidates.clear();
+    state.quantizer = Some(quantizer);
     state.meta = Some(fresh);
     true
 }
