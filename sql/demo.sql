@@ -1,14 +1,20 @@
--- The README demo: a table of seeded random 128-dim vectors, a qhnsw index, a
+-- The README demo: a table of seeded, clustered 128-dim vectors, a qhnsw index, a
 -- nearest-neighbour query, and the index's quantization stats.
 \set ON_ERROR_STOP on
+DROP TABLE IF EXISTS items;
 DROP EXTENSION IF EXISTS vectorize_quant CASCADE;
 CREATE EXTENSION vectorize_quant;
 
 CREATE TABLE items (id bigserial PRIMARY KEY, embedding qvector(128));
+-- Embedding-like data: 40 topic centres, each row a centre plus noise (seeded).
 SELECT setseed(0.5);
+CREATE TEMP TABLE centres AS
+    SELECT c, array_agg(random()::real - 0.5 ORDER BY d) AS v
+    FROM generate_series(1, 40) c, generate_series(1, 128) d GROUP BY c;
 INSERT INTO items (embedding)
-SELECT (SELECT array_agg(random() - 0.5)::real[] FROM generate_series(1, 128) WHERE g > 0)
-FROM generate_series(1, 20000) g;
+SELECT array_agg(centres.v[d] + (random()::real - 0.5) * 0.25 ORDER BY d)::qvector
+FROM generate_series(1, 20000) g JOIN centres ON centres.c = 1 + g % 40, generate_series(1, 128) d
+GROUP BY g ORDER BY g;
 
 CREATE INDEX items_embedding_idx ON items USING qhnsw (embedding qvector_l2_ops)
     WITH (quantizer = 'sq8', m = 16, ef_construction = 64);
