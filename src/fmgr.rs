@@ -16,6 +16,10 @@ use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 macro_rules! pg_fn {
     ($(#[$meta:meta])* $name:ident, |$fcinfo:ident| $body:block) => {
         $(#[$meta])*
+        ///
+        /// # Safety
+        /// Called only by Postgres' function manager, with the `fcinfo` of a call
+        /// declared in sql/ with the matching argument types.
         #[unsafe(no_mangle)]
         pub unsafe extern "C-unwind" fn $name(
             $fcinfo: ::pgrx::pg_sys::FunctionCallInfo,

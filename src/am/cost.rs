@@ -7,8 +7,9 @@ use pgrx::pg_sys;
 /// Cost that keeps the planner away from a path.
 const DISABLE_COST: f64 = 1.0e10;
 
-/// `amcostestimate`.
+/// `amcostestimate` (its signature is Postgres').
 #[pgrx::pg_guard]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C-unwind" fn amcostestimate(
     _root: *mut pg_sys::PlannerInfo,
     path: *mut pg_sys::IndexPath,

@@ -573,7 +573,7 @@ pub fn tombstone() -> [u8; ELEMENT_FIXED_BYTES] {
 
 /// Packs a node id from a block number and a 1-based line pointer offset.
 pub fn node_id(block: u32, offset: u16) -> u32 {
-    debug_assert!(offset >= 1 && offset <= 255 && block < (1 << 24));
+    debug_assert!((1..=255).contains(&offset) && block < (1 << 24));
     (block << 8) | offset as u32
 }
 

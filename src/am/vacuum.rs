@@ -4,13 +4,14 @@
 //! 1. mark: elements whose heap row is dead get FLAG_DELETED (scans still walk
 //!    through them, so the graph stays connected, but never return them);
 //! 2. repair: every live node that links to a deleted one gets a new list on that
-//!    layer, chosen with Algorithm 4 from its live neighbours plus the live neighbours
-//!    of its deleted ones (one hop through the hole), and the entry point moves to the
-//!    highest live node if it was deleted;
+//!    layer: its live neighbours stay and the slots of the deleted ones go to the best
+//!    of their live neighbours (one hop through the hole, Algorithm 4), and the entry
+//!    point moves to the highest live node if it was deleted;
 //! 3. free: deleted elements shrink to tombstones and the page's free space goes to the
 //!    free space map, where inserts find it and reuse the tombstones' line pointers;
 //! 4. reconnect: every live node no longer reachable over layer 0 from the entry point
 //!    gets a link from its nearest reachable node.
+//!
 //! Each page change is its own GenericXLog record; a list is only rewritten if it did
 //! not change since it was read (a concurrent insert wins and keeps its link).
 

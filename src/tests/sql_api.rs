@@ -343,7 +343,7 @@ fn sqlapi_counters_and_views() {
     let oid = f64_of("SELECT 'sa_cnt_idx'::regclass::oid::text::float8");
     Spi::run("SELECT qhnsw_stat_reset('sa_cnt_idx')").unwrap();
     Spi::run("SET LOCAL enable_seqscan = off").unwrap();
-    let q = format_vector(&vec![0.1f32; 16]);
+    let q = format_vector(&[0.1f32; 16]);
     for _ in 0..3 {
         Spi::run(&format!(
             "SELECT id FROM sa_cnt ORDER BY v <-> '{q}' LIMIT 5"
