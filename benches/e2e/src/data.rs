@@ -136,7 +136,7 @@ fn read_xvecs(bytes: &[u8], elem: usize, limit: Option<usize>) -> Result<(Vec<f3
     let d = i32::from_le_bytes(bytes[..4].try_into()?) as usize;
     let rec = 4 + d * elem;
     ensure!(
-        d > 0 && bytes.len() % rec == 0,
+        d > 0 && bytes.len().is_multiple_of(rec),
         "vecs file: inconsistent record size"
     );
     let n = bytes.len() / rec;

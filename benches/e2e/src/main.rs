@@ -996,7 +996,7 @@ fn search(
             }
             let wall = t0.elapsed().as_secs_f64();
             lat.sort_by(|a, b| a.total_cmp(b));
-            if best1.as_ref().map_or(true, |(w, _)| wall < *w) {
+            if best1.as_ref().is_none_or(|(w, _)| wall < *w) {
                 best1 = Some((wall, lat));
             }
         }
@@ -1039,7 +1039,7 @@ fn search(
                 all.extend(l?);
             }
             all.sort_by(|a, b| a.total_cmp(b));
-            if bestn.as_ref().map_or(true, |(w, _)| walln < *w) {
+            if bestn.as_ref().is_none_or(|(w, _)| walln < *w) {
                 bestn = Some((walln, all));
             }
         }

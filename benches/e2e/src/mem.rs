@@ -75,7 +75,7 @@ impl Sampler {
     pub fn sample(&mut self) {
         if self
             .last_scan
-            .map_or(true, |t| t.elapsed().as_millis() >= 250)
+            .is_none_or(|t| t.elapsed().as_millis() >= 250)
         {
             self.workers = parallel_workers_of(self.pid);
             self.last_scan = Some(Instant::now());
