@@ -291,14 +291,8 @@ pg_fn!(
         let (loss, error) = quality(&t, vectors);
         let measured = (sample_queries > 0 && vectors > 0 && t.quantizer.is_some())
             .then(|| measure(&t, sample_queries as usize, vectors));
-        let q = t.quantizer.as_deref();
-        rows.push(vec![
-            text(t.meta.quantizer.name()),
-            q.map(quantizer_parameters).and_then(text),
-            q.and_then(|q| int4(q.bits() as i32)),
-            q.and_then(|q| int4(q.code_len() as i32)),
-            int4(dims as i32),
-            text(metric_name(t.metric())),
+        let mut row = quantizer_columns(&t);
+        row.extend([
             int8(vectors),
             int8(t.index_bytes),
             int8(float4_bytes),
@@ -317,9 +311,23 @@ pg_fn!(
             measured.and_then(|m| float8(m.p99_ms)),
             measured.and_then(|m| float8(m.qps)),
         ]);
+        rows.push(row);
         pg_sys::Datum::from(0usize)
     }
 );
+
+/// The columns both SRFs start with: method, parameters, bits, code bytes, dimensions, metric.
+fn quantizer_columns(t: &Target) -> Vec<Option<pg_sys::Datum>> {
+    let q = t.quantizer.as_deref();
+    vec![
+        text(t.meta.quantizer.name()),
+        q.map(quantizer_parameters).and_then(text),
+        q.and_then(|q| int4(q.bits() as i32)),
+        q.and_then(|q| int4(q.code_len() as i32)),
+        int4(t.meta.dims as i32),
+        text(metric_name(t.metric())),
+    ]
+}
 
 pg_fn!(
     /// `qhnsw_index_meta(index regclass)`: what the meta page says (for the `qhnsw_indexes` view).
@@ -333,20 +341,15 @@ pg_fn!(
             )
         };
         let t = resolve(oid, false);
-        let q = t.quantizer.as_deref();
-        rows.push(vec![
-            text(t.meta.quantizer.name()),
-            q.map(quantizer_parameters).and_then(text),
-            q.and_then(|q| int4(q.bits() as i32)),
-            q.and_then(|q| int4(q.code_len() as i32)),
-            int4(t.meta.dims as i32),
-            text(metric_name(t.metric())),
+        let mut row = quantizer_columns(&t);
+        row.extend([
             int8(t.meta.node_count as i64),
             text(t.meta.rerank.name()),
             int4(t.meta.m as i32),
             int4(t.meta.ef_construction as i32),
-            boolean(q.is_some()),
+            boolean(t.quantizer.is_some()),
         ]);
+        rows.push(row);
         pg_sys::Datum::from(0usize)
     }
 );
