@@ -327,9 +327,21 @@ impl Cluster {
         let pm = self.postmaster_pid().expect("postmaster.pid");
         let mut pids = vec![pm];
         pids.extend(children_of(pm));
-        let args: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
-        let st = Command::new("kill").arg("-9").args(&args).status().unwrap();
-        assert!(st.success() || !alive(pm), "kill -9 {args:?}");
+        // The postmaster must be killed; a child may have exited since it was listed
+        // (kill then says "No such process"), which is fine.
+        let st = Command::new("kill")
+            .arg("-9")
+            .arg(pm.to_string())
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -9 {pm}");
+        for child in &pids[1..] {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(child.to_string())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while pids.iter().any(|&p| alive(p)) {
             assert!(
