@@ -63,19 +63,19 @@ pub const STAGING_ROWS: u64 = 2000;
 
 /// Stores and links one vector, staging it first if the index has no trained quantizer.
 fn insert_vector(index: pg_sys::Relation, value: Vec<f32>, tid: (u32, u16)) {
-    let meta = read_meta(index);
+    let mut meta = read_meta(index);
     if meta.staging || meta.quantizer_blocks == 0 {
         // Staging inserts and the conversion are serialised by a heavyweight lock on the
         // meta block (released at transaction end, also on ERROR); normal inserts never take it.
         // SAFETY: LockPage on an open index; the lock manager releases it at commit/abort.
         unsafe { pg_sys::LockPage(index, META_BLOCK, pg_sys::ExclusiveLock as i32) };
-        let meta = read_meta(index);
+        meta = read_meta(index);
         if meta.staging || meta.quantizer_blocks == 0 {
             insert_staged(index, meta, value, tid);
             return;
         }
     }
-    insert_linked(index, read_meta(index), value, tid);
+    insert_linked(index, meta, value, tid);
 }
 
 /// Staging-mode insert: initialises staging if needed, links the row, and converts the
