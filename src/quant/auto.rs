@@ -174,6 +174,20 @@ pub fn search_with_rerank(
     rerank: usize,
     k: usize,
 ) -> Vec<Vec<u32>> {
+    search_ranked_by(quantizer, base, queries, metric, metric, rerank, k)
+}
+
+/// Like [`search_with_rerank`], but the codes are ranked with `estimator_metric` (the index
+/// ranks inner product on unit-norm data with the L2 estimator) and re-ranked with `metric`.
+pub fn search_ranked_by(
+    quantizer: &Quantizer,
+    base: &[f32],
+    queries: &[f32],
+    estimator_metric: Metric,
+    metric: Metric,
+    rerank: usize,
+    k: usize,
+) -> Vec<Vec<u32>> {
     let dims = quantizer.dims();
     let code_len = quantizer.code_len().max(1);
     let rows = base.len() / dims;
@@ -185,7 +199,7 @@ pub fn search_with_rerank(
     queries
         .par_chunks_exact(dims)
         .map(|q| {
-            let est = quantizer.estimator(q, metric);
+            let est = quantizer.estimator(q, estimator_metric);
             let scored: Vec<(f32, u32)> = codes
                 .chunks_exact(code_len)
                 .enumerate()

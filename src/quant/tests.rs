@@ -59,36 +59,8 @@ fn recall(q: &Quantizer, metric: Metric, rerank: usize) -> f64 {
 /// inner product on unit-norm data with the L2 estimator: the same order, better estimates).
 fn recall_ranked_by(q: &Quantizer, estimator_metric: Metric, metric: Metric, rerank: usize) -> f64 {
     let d = data();
-    let len = q.code_len();
-    let mut codes = vec![0u8; BASE * len];
-    codes
-        .par_chunks_mut(len)
-        .zip(d.base.par_chunks(DIMS))
-        .for_each(|(c, x)| q.encode(x, c));
-    let got: Vec<Vec<u32>> = d
-        .queries
-        .par_chunks(DIMS)
-        .map(|query| {
-            let est = q.estimator(query, estimator_metric);
-            let scored: Vec<(f32, u32)> = codes
-                .chunks_exact(len)
-                .enumerate()
-                .map(|(i, c)| (est.distance(c), i as u32))
-                .collect();
-            if rerank == 0 {
-                return top_k(scored, 10);
-            }
-            let cands = top_k(scored, rerank);
-            let exact = cands
-                .into_iter()
-                .map(|i| {
-                    let row = &d.base[i as usize * DIMS..(i as usize + 1) * DIMS];
-                    (metric_distance(metric, query, row), i)
-                })
-                .collect();
-            top_k(exact, 10)
-        })
-        .collect();
+    let got =
+        super::auto::search_ranked_by(q, &d.base, &d.queries, estimator_metric, metric, rerank, 10);
     let truth = match metric {
         Metric::L2 => &d.truth_l2,
         Metric::InnerProduct => &d.truth_ip,
