@@ -23,3 +23,18 @@ CREATE FUNCTION qhnsw_check_problems(regclass) RETURNS text[]
     AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
 CREATE FUNCTION qhnsw_check(index regclass) RETURNS SETOF text
     LANGUAGE sql STRICT AS $$ SELECT unnest(qhnsw_check_problems(index)) $$;
+
+-- sq8vector columns: the graph is built over the decoded values, and re-ranking
+-- computes the same distances on the codes as the operators.
+
+CREATE OPERATOR CLASS sq8vector_l2_ops FOR TYPE sq8vector USING qhnsw AS
+    OPERATOR 1 <-> (sq8vector, sq8vector) FOR ORDER BY float_ops,
+    FUNCTION 1 sq8vector_l2_squared_distance(sq8vector, sq8vector);
+
+CREATE OPERATOR CLASS sq8vector_ip_ops FOR TYPE sq8vector USING qhnsw AS
+    OPERATOR 1 <#> (sq8vector, sq8vector) FOR ORDER BY float_ops,
+    FUNCTION 1 sq8vector_negative_inner_product(sq8vector, sq8vector);
+
+CREATE OPERATOR CLASS sq8vector_cosine_ops FOR TYPE sq8vector USING qhnsw AS
+    OPERATOR 1 <=> (sq8vector, sq8vector) FOR ORDER BY float_ops,
+    FUNCTION 1 sq8vector_cosine_distance(sq8vector, sq8vector);

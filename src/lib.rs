@@ -17,7 +17,12 @@ pub mod types;
 pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("../sql/qvector.sql", name = "qvector", bootstrap);
-pgrx::extension_sql_file!("../sql/qhnsw.sql", name = "qhnsw", requires = ["qvector"]);
+pgrx::extension_sql_file!(
+    "../sql/sq8vector.sql",
+    name = "sq8vector",
+    requires = ["qvector"]
+);
+pgrx::extension_sql_file!("../sql/qhnsw.sql", name = "qhnsw", requires = ["sq8vector"]);
 pgrx::extension_sql_file!("../sql/sql_api.sql", name = "sql_api", requires = ["qhnsw"]);
 
 /// Called when the library is loaded: registers GUCs and index options.
@@ -39,6 +44,7 @@ mod tests {
 
     include!("tests/support.rs");
     include!("tests/types.rs");
+    include!("tests/sq8vector.rs");
     include!("tests/index.rs");
     include!("tests/sql_api.rs");
 }

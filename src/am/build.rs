@@ -4,7 +4,7 @@
 //! pages and WAL-log them in one pass at the end (like pgvector's in-memory build).
 
 use super::buffer::{add_item, block_count, init_page, PageWrite};
-use super::meta::{index_metric, relation_name, META_BLOCK};
+use super::meta::{index_metric, index_opclass, relation_name, META_BLOCK};
 use super::options::{index_options, QhnswOptions};
 use super::pages::{
     node_id, set_neighbors, write_element, ElementShape, MetaPage, PageKind, RerankSource,
@@ -14,7 +14,7 @@ use crate::distance::{self, Metric};
 use crate::fmgr::raise;
 use crate::graph::{HnswParams, InMemoryGraph};
 use crate::quant::{FlatQuantizer, Quantizer, QuantizerConfig, QuantizerKind};
-use crate::types::qvector::qvector_from_datum;
+use crate::types::vector_type::VectorType;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 use rand::seq::index::sample;
@@ -34,6 +34,8 @@ pub struct Collected {
     pub dims: usize,
     /// Metric of the index.
     pub metric: Metric,
+    /// SQL type of the indexed column.
+    pub vector_type: VectorType,
     /// Heap TIDs.
     pub tids: Vec<(u32, u16)>,
     /// Row-major vectors.
@@ -57,7 +59,9 @@ unsafe extern "C-unwind" fn collect_row(
         if *isnull {
             return;
         }
-        (&mut *(state as *mut Collected), qvector_from_datum(*values))
+        let state = &mut *(state as *mut Collected);
+        let value = state.vector_type.read(*values);
+        (state, value)
     };
     if state.dims == 0 {
         state.dims = value.len();
@@ -66,7 +70,7 @@ unsafe extern "C-unwind" fn collect_row(
     // SAFETY: tid points to a valid ItemPointerData.
     let tid = unsafe { item_pointer(&*tid) };
     let start = state.data.len();
-    state.data.extend_from_slice(value);
+    state.data.extend_from_slice(&value);
     if state.metric == Metric::Cosine && !normalize(&mut state.data[start..]) {
         state.data.truncate(start);
         state.skipped_zero += 1;
@@ -421,10 +425,11 @@ pub unsafe extern "C-unwind" fn ambuild(
     index_info: *mut pg_sys::IndexInfo,
 ) -> *mut pg_sys::IndexBuildResult {
     let opts = index_options(index);
-    let metric = index_metric(index);
+    let (metric, vector_type) = index_opclass(index);
     let mut collected = Collected {
         dims: column_dims(index),
         metric,
+        vector_type,
         tids: Vec::new(),
         data: Vec::new(),
         skipped_zero: 0,

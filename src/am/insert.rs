@@ -12,7 +12,9 @@ use super::build::{
     Collected, PageSink,
 };
 use super::graph_pages::{force_back_link, shape_of, with_element, PageGraph};
-use super::meta::{load_quantizer, read_meta, write_auto_reason, write_meta, META_BLOCK};
+use super::meta::{
+    index_vector_type, load_quantizer, read_meta, write_auto_reason, write_meta, META_BLOCK,
+};
 use super::options::index_options;
 use super::pages::{
     node_id, write_element, ElementRef, LayoutError, MetaPage, PageKind, ELEMENT_FIXED_BYTES,
@@ -20,7 +22,7 @@ use super::pages::{
 };
 use crate::distance::Metric;
 use crate::graph::{insert_node, random_level, HnswParams};
-use crate::types::qvector::qvector_from_datum;
+use crate::types::vector_type::VectorType;
 use pgrx::pg_sys;
 
 /// Most line pointers a graph page may hold (node ids keep 8 bits for the offset).
@@ -45,7 +47,7 @@ pub unsafe extern "C-unwind" fn aminsert(
             return false;
         }
         (
-            qvector_from_datum(*values).to_vec(),
+            index_vector_type(index).read(*values).into_owned(),
             item_pointer(&*heap_tid),
         )
     };
@@ -105,6 +107,8 @@ fn convert_staging(index: pg_sys::Relation, meta: MetaPage) -> MetaPage {
     let mut rows = Collected {
         dims,
         metric: meta.metric,
+        // Staged rows come from index pages, not datums.
+        vector_type: VectorType::QVector,
         tids: Vec::new(),
         data: Vec::new(),
         skipped_zero: 0,

@@ -6,6 +6,7 @@ use super::pages::{MetaPage, PageKind, META_BYTES};
 use crate::distance::Metric;
 use crate::fmgr::{raise, raise_hint};
 use crate::quant::Quantizer;
+use crate::types::vector_type::VectorType;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 use std::cell::RefCell;
@@ -59,8 +60,8 @@ pub fn relation_name(rel: pg_sys::Relation) -> String {
     unsafe { pgrx::name_data_to_str(&(*(*rel).rd_rel).relname) }.to_string()
 }
 
-/// The metric of an index, from the name of its opclass's distance support function.
-pub fn index_metric(index: pg_sys::Relation) -> Metric {
+/// The metric and column type of an index, from its opclass's distance support function.
+pub fn index_opclass(index: pg_sys::Relation) -> (Metric, VectorType) {
     // SAFETY: index is open; support function 1 exists for our opclasses.
     let name = unsafe {
         let proc = pg_sys::index_getprocid(index, 1, 1);
@@ -74,14 +75,27 @@ pub fn index_metric(index: pg_sys::Relation) -> Metric {
         }
     };
     match name.as_str() {
-        "qvector_l2_squared_distance" => Metric::L2,
-        "qvector_negative_inner_product" => Metric::InnerProduct,
-        "cosine_distance" => Metric::Cosine,
+        "qvector_l2_squared_distance" => (Metric::L2, VectorType::QVector),
+        "qvector_negative_inner_product" => (Metric::InnerProduct, VectorType::QVector),
+        "cosine_distance" => (Metric::Cosine, VectorType::QVector),
+        "sq8vector_l2_squared_distance" => (Metric::L2, VectorType::Sq8Vector),
+        "sq8vector_negative_inner_product" => (Metric::InnerProduct, VectorType::Sq8Vector),
+        "sq8vector_cosine_distance" => (Metric::Cosine, VectorType::Sq8Vector),
         other => raise(
             Code::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("qhnsw does not support the distance function \"{other}\""),
         ),
     }
+}
+
+/// The metric of an index.
+pub fn index_metric(index: pg_sys::Relation) -> Metric {
+    index_opclass(index).0
+}
+
+/// The SQL type of the indexed column (`qvector` or `sq8vector`).
+pub fn index_vector_type(index: pg_sys::Relation) -> VectorType {
+    index_opclass(index).1
 }
 
 thread_local! {

@@ -11,7 +11,7 @@
 
 use super::build::normalize;
 use super::graph_pages::{shape_of, with_element, PageGraph};
-use super::meta::{load_quantizer, read_meta};
+use super::meta::{index_vector_type, load_quantizer, read_meta};
 use super::options::{rerank_candidates, EF_SEARCH, ITERATIVE_SCAN, MAX_SCAN_TUPLES};
 use super::pages::{MetaPage, RerankSource};
 use crate::distance::{self, Metric};
@@ -19,6 +19,9 @@ use crate::fmgr::raise;
 use crate::graph::{Candidate, ResumableSearch};
 use crate::quant::Quantizer;
 use crate::types::qvector::qvector_from_datum;
+use crate::types::sq8::{self, Sq8Ref, Sq8Vector};
+use crate::types::sq8vector::sq8vector_from_datum;
+use crate::types::vector_type::VectorType;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 use std::collections::VecDeque;
@@ -30,6 +33,9 @@ pub struct ScanState {
     meta: Option<MetaPage>,
     quantizer: Option<Arc<Quantizer>>,
     query: Option<Vec<f32>>,
+    /// The ORDER BY argument's codes when the column is an sq8vector: re-ranking then
+    /// computes exactly what the operator computes.
+    query_sq8: Option<Sq8Vector>,
     search: Option<ResumableSearch<u32>>,
     candidates: VecDeque<Candidate<u32>>,
     ready: VecDeque<(u32, u16)>,
@@ -59,6 +65,7 @@ impl ScanState {
     /// Forgets the current query (rescan).
     fn reset(&mut self) {
         self.query = None;
+        self.query_sq8 = None;
         self.search = None;
         self.candidates.clear();
         self.ready.clear();
@@ -105,6 +112,7 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         meta: None,
         quantizer: None,
         query: None,
+        query_sq8: None,
         search: None,
         candidates: VecDeque::new(),
         ready: VecDeque::new(),
@@ -140,8 +148,12 @@ pub unsafe extern "C-unwind" fn amrescan(
     }
 }
 
+/// The query of a scan: float4 elements for the graph search, and the argument's codes
+/// when the column is an sq8vector.
+type Query = (Vec<f32>, Option<Sq8Vector>);
+
 /// Reads the query vector of the scan, or None for a NULL / missing ORDER BY argument.
-fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> Option<Vec<f32>> {
+fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> Option<Query> {
     // SAFETY: orderByData holds numberOfOrderBys keys.
     let key = unsafe {
         if (*scan).numberOfOrderBys == 0 {
@@ -152,8 +164,21 @@ fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> Option<Vec<f32>> {
     if key.sk_flags & pg_sys::SK_ISNULL as i32 != 0 {
         return None;
     }
-    // SAFETY: the ORDER BY argument of our operators is a qvector.
-    let mut query = unsafe { qvector_from_datum(key.sk_argument) }.to_vec();
+    // SAFETY: the ORDER BY argument of our operators has the column's type.
+    let (mut query, codes) = unsafe {
+        match index_vector_type((*scan).indexRelation) {
+            VectorType::QVector => (qvector_from_datum(key.sk_argument).to_vec(), None),
+            VectorType::Sq8Vector => {
+                let v = sq8vector_from_datum(key.sk_argument);
+                let owned = Sq8Vector {
+                    offset: v.offset,
+                    scale: v.scale,
+                    codes: v.codes.to_vec(),
+                };
+                (v.decode(), Some(owned))
+            }
+        }
+    };
     if meta.dims != 0 && query.len() != meta.dims as usize {
         raise(
             Code::ERRCODE_DATA_EXCEPTION,
@@ -161,12 +186,17 @@ fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> Option<Vec<f32>> {
         );
     }
     if meta.metric == Metric::Cosine && !normalize(&mut query) {
+        let type_name = if codes.is_some() {
+            "sq8vector"
+        } else {
+            "qvector"
+        };
         raise(
             Code::ERRCODE_DATA_EXCEPTION,
-            "cosine distance is undefined for a zero qvector",
+            format!("cosine distance is undefined for a zero {type_name}"),
         );
     }
-    Some(query)
+    Some((query, codes))
 }
 
 /// `amgettuple`: returns the next row in (per-batch exact) distance order.
@@ -183,7 +213,10 @@ pub unsafe extern "C-unwind" fn amgettuple(
     if state.query.is_none() && !state.exhausted {
         let meta = read_meta(index);
         state.quantizer = load_quantizer(index, &meta);
-        state.query = query_of(scan, &meta);
+        if let Some((query, codes)) = query_of(scan, &meta) {
+            state.query = Some(query);
+            state.query_sq8 = codes;
+        }
         state.exhausted = state.query.is_none()
             || state.quantizer.is_none()
             || meta.entry_node == super::pages::INVALID_NODE;
@@ -411,15 +444,37 @@ fn heap_distance(
         if isnull {
             return None;
         }
-        let vector = qvector_from_datum(datum);
-        let query = state.query.as_ref().expect("query");
-        let d = match meta.metric {
-            Metric::Cosine => distance::cosine_distance(query, vector),
-            other => distance::metric_distance(other, query, vector),
+        let d = match &state.query_sq8 {
+            Some(query) => sq8_distance(meta.metric, query.as_ref(), sq8vector_from_datum(datum)),
+            None => {
+                let vector = qvector_from_datum(datum);
+                let query = state.query.as_ref().expect("query");
+                match meta.metric {
+                    Metric::Cosine => distance::cosine_distance(query, vector),
+                    other => distance::metric_distance(other, query, vector),
+                }
+            }
         };
         pg_sys::ExecClearTuple(state.slot);
         Some(d)
     }
+}
+
+/// The ordering distance between an sq8vector query and row, on codes, as the operators
+/// compute it (squared for L2; a zero row under cosine sorts last).
+fn sq8_distance(metric: Metric, query: Sq8Ref, row: Sq8Ref) -> f32 {
+    if query.dims() != row.dims() {
+        raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("expected {} dimensions, not {}", query.dims(), row.dims()),
+        );
+    }
+    let d = match metric {
+        Metric::L2 => sq8::l2_squared(query, row),
+        Metric::InnerProduct => -sq8::dot(query, row),
+        Metric::Cosine => sq8::cosine_distance(query, row).unwrap_or(f64::INFINITY),
+    };
+    d as f32
 }
 
 /// `amendscan`.

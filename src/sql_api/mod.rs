@@ -73,6 +73,11 @@ impl Target {
         }
     }
 
+    /// The indexed column as a `qvector` expression (an sq8vector column is decoded).
+    pub fn vector_sql(&self) -> String {
+        format!("({})::qvector", self.column_sql)
+    }
+
     /// `WHERE` clause selecting the rows the index holds (non-NULL, partial predicate).
     pub fn where_sql(&self) -> String {
         match &self.predicate {
@@ -117,7 +122,7 @@ impl Target {
         let pct = sample_percent(max_rows, total);
         let sql = format!(
             "SELECT {col} FROM {tbl} TABLESAMPLE BERNOULLI ({pct}) REPEATABLE ({SAMPLE_SEED}) WHERE {w} LIMIT {max_rows}",
-            col = self.column_sql,
+            col = self.vector_sql(),
             tbl = self.table_sql,
             w = self.where_sql(),
         );

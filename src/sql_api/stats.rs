@@ -14,7 +14,6 @@ use crate::fmgr::{arg_i32, raise};
 use crate::pg_fn;
 use crate::quant::auto;
 use crate::quant::QuantizerKind;
-use crate::types::qvector::qvector_datum;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 use rayon::prelude::*;
@@ -133,7 +132,7 @@ pub fn exact_top10(t: &Target, queries: &[Vec<f32>]) -> Vec<Vec<(u32, u16)>> {
     };
     let sql = format!(
         "SELECT {col}, ctid FROM {tbl} WHERE {w}",
-        col = t.column_sql,
+        col = t.vector_sql(),
         tbl = t.table_sql,
         w = t.where_sql()
     );
@@ -164,6 +163,7 @@ pub fn index_top10(t: &Target, queries: &[Vec<f32>]) -> (Vec<Vec<(u32, u16)>>, V
         let heap = pg_sys::table_open(t.heap_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let index = pg_sys::index_open(t.index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let snapshot = pg_sys::GetActiveSnapshot();
+        let vector_type = crate::am::meta::index_vector_type(index);
         let scan = pg_sys::index_beginscan(heap, index, snapshot, 0, 1);
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
         for q in queries {
@@ -176,7 +176,7 @@ pub fn index_top10(t: &Target, queries: &[Vec<f32>]) -> (Vec<Vec<(u32, u16)>>, V
                 pg_sys::InvalidOid,
                 pg_sys::InvalidOid,
                 pg_sys::InvalidOid,
-                qvector_datum(q),
+                vector_type.datum(q),
             );
             let started = Instant::now();
             pg_sys::index_rescan(scan, std::ptr::null_mut(), 0, &mut key, 1);

@@ -23,6 +23,10 @@ pub enum BinaryError {
     Infinite,
     /// Bytes remain after the last element.
     TrailingBytes(usize),
+    /// An sq8vector's scale is negative.
+    NegativeScale,
+    /// An sq8vector's largest value does not fit in float4.
+    Overflow,
 }
 
 /// Encodes elements in the binary wire format.

@@ -77,18 +77,18 @@ pub fn qvector_datum(values: &[f32]) -> pg_sys::Datum {
     datum
 }
 
-/// ERRORs unless `dims` is within 1..=16000.
-pub fn check_dims(dims: usize) {
+/// ERRORs unless `dims` is within 1..=16000 (`ty` names the type in the message).
+pub fn check_dims(ty: &str, dims: usize) {
     if dims == 0 {
         raise(
             Code::ERRCODE_DATA_EXCEPTION,
-            "qvector must have at least 1 dimension",
+            format!("{ty} must have at least 1 dimension"),
         );
     }
     if dims > MAX_DIMS {
         raise(
             Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!("qvector cannot have more than {MAX_DIMS} dimensions"),
+            format!("{ty} cannot have more than {MAX_DIMS} dimensions"),
         );
     }
 }
@@ -129,29 +129,32 @@ pub fn cstring_datum(s: &str) -> pg_sys::Datum {
     }
 }
 
-/// Raises the ERROR matching a text parse failure.
-fn raise_parse_error(err: ParseError, input: &str) -> ! {
+/// Raises the ERROR matching a text parse failure of type `ty`.
+pub fn raise_parse_error(ty: &str, err: ParseError, input: &str) -> ! {
     match err {
         ParseError::Syntax => raise(
             Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
-            format!("invalid input syntax for type qvector: \"{input}\""),
+            format!("invalid input syntax for type {ty}: \"{input}\""),
         ),
-        ParseError::NotANumber => raise(Code::ERRCODE_DATA_EXCEPTION, "NaN not allowed in qvector"),
+        ParseError::NotANumber => raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("NaN not allowed in {ty}"),
+        ),
         ParseError::Infinite => raise(
             Code::ERRCODE_DATA_EXCEPTION,
-            "infinite value not allowed in qvector",
+            format!("infinite value not allowed in {ty}"),
         ),
         ParseError::OutOfRange(text) => raise(
             Code::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-            format!("\"{text}\" is out of range for type qvector"),
+            format!("\"{text}\" is out of range for type {ty}"),
         ),
         ParseError::NoDimensions => raise(
             Code::ERRCODE_DATA_EXCEPTION,
-            "qvector must have at least 1 dimension",
+            format!("{ty} must have at least 1 dimension"),
         ),
         ParseError::TooManyDimensions => raise(
             Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!("qvector cannot have more than {MAX_DIMS} dimensions"),
+            format!("{ty} cannot have more than {MAX_DIMS} dimensions"),
         ),
     }
 }
@@ -165,7 +168,7 @@ pg_fn!(
         let text = String::from_utf8_lossy(input.to_bytes());
         // SAFETY: argument 2 is the int4 typmod.
         let typmod = unsafe { arg_i32(fcinfo, 2) };
-        let values = parse_vector(&text).unwrap_or_else(|e| raise_parse_error(e, &text));
+        let values = parse_vector(&text).unwrap_or_else(|e| raise_parse_error("qvector", e, &text));
         check_typmod(values.len(), typmod);
         qvector_datum(&values)
     }
@@ -181,87 +184,115 @@ pg_fn!(
     }
 );
 
+/// Validates the typmod `ty(n)` of a vector type (the body of its `typmod_in`).
+///
+/// # Safety
+/// Argument 0 of `fcinfo` must be a `cstring[]`.
+pub unsafe fn typmod_in(fcinfo: pg_sys::FunctionCallInfo, ty: &str) -> pg_sys::Datum {
+    let mut count = 0i32;
+    // SAFETY: argument 0 is a cstring[]; ArrayGetIntegerTypmods parses it (or ERRORs).
+    let mods = unsafe {
+        let arr =
+            pg_sys::pg_detoast_datum(arg_datum(fcinfo, 0).cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        let ptr = pg_sys::ArrayGetIntegerTypmods(arr, &mut count);
+        std::slice::from_raw_parts(ptr, count.max(0) as usize)
+    };
+    if mods.len() != 1 {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            "invalid type modifier",
+        );
+    }
+    if mods[0] < 1 {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("dimensions for type {ty} must be at least 1"),
+        );
+    }
+    if mods[0] as usize > MAX_DIMS {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("dimensions for type {ty} cannot exceed {MAX_DIMS}"),
+        );
+    }
+    crate::fmgr::i32_datum(mods[0])
+}
+
 pg_fn!(
     /// `qvector_typmod_in(cstring[])`: validates `qvector(n)`.
     qvector_typmod_in,
     |fcinfo| {
-        let mut count = 0i32;
-        // SAFETY: argument 0 is a cstring[]; ArrayGetIntegerTypmods parses it (or ERRORs).
-        let mods = unsafe {
-            let arr = pg_sys::pg_detoast_datum(arg_datum(fcinfo, 0).cast_mut_ptr()) as *mut pg_sys::ArrayType;
-            let ptr = pg_sys::ArrayGetIntegerTypmods(arr, &mut count);
-            std::slice::from_raw_parts(ptr, count.max(0) as usize)
-        };
-        if mods.len() != 1 {
-            raise(Code::ERRCODE_INVALID_PARAMETER_VALUE, "invalid type modifier");
-        }
-        if mods[0] < 1 {
-            raise(
-                Code::ERRCODE_INVALID_PARAMETER_VALUE,
-                "dimensions for type qvector must be at least 1",
-            );
-        }
-        if mods[0] as usize > MAX_DIMS {
-            raise(
-                Code::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("dimensions for type qvector cannot exceed {MAX_DIMS}"),
-            );
-        }
-        crate::fmgr::i32_datum(mods[0])
+        // SAFETY: argument 0 is a cstring[].
+        unsafe { typmod_in(fcinfo, "qvector") }
     }
 );
+
+/// Returns the unread bytes of a receive function's StringInfo argument, consuming them.
+///
+/// # Safety
+/// Argument 0 of `fcinfo` must be a StringInfo (a type receive function's first argument).
+pub unsafe fn recv_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a [u8] {
+    // SAFETY: data[cursor..len] of the StringInfo is the message.
+    unsafe {
+        let buf = arg_datum(fcinfo, 0).cast_mut_ptr::<pg_sys::StringInfoData>();
+        let start = (*buf).cursor as usize;
+        let end = (*buf).len as usize;
+        let bytes = std::slice::from_raw_parts(((*buf).data as *const u8).add(start), end - start);
+        (*buf).cursor = (*buf).len;
+        bytes
+    }
+}
 
 pg_fn!(
     /// `qvector_recv(internal, oid, int4)`: reads the binary form from a StringInfo.
     qvector_recv,
     |fcinfo| {
-        // SAFETY: argument 0 of a receive function is a StringInfo whose data[cursor..len] is the message.
-        let bytes = unsafe {
-            let buf = arg_datum(fcinfo, 0).cast_mut_ptr::<pg_sys::StringInfoData>();
-            let start = (*buf).cursor as usize;
-            let end = (*buf).len as usize;
-            let bytes = std::slice::from_raw_parts(((*buf).data as *const u8).add(start), end - start);
-            (*buf).cursor = (*buf).len;
-            bytes
-        };
+        // SAFETY: argument 0 of a receive function is a StringInfo.
+        let bytes = unsafe { recv_bytes(fcinfo) };
         // SAFETY: argument 2 is the int4 typmod.
         let typmod = unsafe { arg_i32(fcinfo, 2) };
-        let values = decode_binary(bytes).unwrap_or_else(|e| raise_binary_error(e));
+        let values = decode_binary(bytes).unwrap_or_else(|e| raise_binary_error("qvector", e));
         check_typmod(values.len(), typmod);
         qvector_datum(&values)
     }
 );
 
-/// Raises the ERROR matching a binary decode failure.
-fn raise_binary_error(err: BinaryError) -> ! {
+/// Raises the ERROR matching a binary decode failure of type `ty`.
+pub fn raise_binary_error(ty: &str, err: BinaryError) -> ! {
     let bad = Code::ERRCODE_INVALID_BINARY_REPRESENTATION;
     match err {
         BinaryError::Truncated { needed, got } => raise(
             bad,
-            format!("invalid binary qvector: needs {needed} bytes, message has {got}"),
+            format!("invalid binary {ty}: needs {needed} bytes, message has {got}"),
         ),
         BinaryError::NoDimensions => raise(
             Code::ERRCODE_DATA_EXCEPTION,
-            "qvector must have at least 1 dimension",
+            format!("{ty} must have at least 1 dimension"),
         ),
         BinaryError::TooManyDimensions(_) => raise(
             Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!("qvector cannot have more than {MAX_DIMS} dimensions"),
+            format!("{ty} cannot have more than {MAX_DIMS} dimensions"),
         ),
         BinaryError::UnusedNotZero(v) => raise(
             bad,
-            format!("invalid binary qvector: expected unused to be 0, not {v}"),
+            format!("invalid binary {ty}: expected unused to be 0, not {v}"),
         ),
-        BinaryError::NotANumber => {
-            raise(Code::ERRCODE_DATA_EXCEPTION, "NaN not allowed in qvector")
-        }
+        BinaryError::NotANumber => raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("NaN not allowed in {ty}"),
+        ),
         BinaryError::Infinite => raise(
             Code::ERRCODE_DATA_EXCEPTION,
-            "infinite value not allowed in qvector",
+            format!("infinite value not allowed in {ty}"),
         ),
         BinaryError::TrailingBytes(n) => {
-            raise(bad, format!("invalid binary qvector: {n} trailing bytes"))
+            raise(bad, format!("invalid binary {ty}: {n} trailing bytes"))
         }
+        BinaryError::NegativeScale => raise(bad, format!("invalid binary {ty}: negative scale")),
+        BinaryError::Overflow => raise(
+            Code::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("invalid binary {ty}: values out of range for float4"),
+        ),
     }
 }
 
@@ -296,18 +327,19 @@ pg_fn!(
         let (datum, typmod, _explicit) =
             unsafe { (arg_datum(fcinfo, 0), arg_i32(fcinfo, 1), arg_bool(fcinfo, 2)) };
         // SAFETY: argument 0 is an array datum.
-        let values = unsafe { array_elements(datum) };
-        check_dims(values.len());
+        let values = unsafe { array_elements(datum, "qvector") };
+        check_dims("qvector", values.len());
         check_typmod(values.len(), typmod);
         qvector_datum(&values)
     }
 );
 
-/// Reads a 1-D array of int4, float4, float8 or numeric into checked f32 elements.
+/// Reads a 1-D array of int4, float4, float8 or numeric into checked f32 elements
+/// (`ty` is the target type, for messages).
 ///
 /// # Safety
 /// `datum` must be an array datum.
-unsafe fn array_elements(datum: pg_sys::Datum) -> Vec<f32> {
+pub unsafe fn array_elements(datum: pg_sys::Datum, ty: &str) -> Vec<f32> {
     // SAFETY: detoast the array and read its header fields.
     let (arr, ndim, elemtype) = unsafe {
         let arr = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::ArrayType;
@@ -317,10 +349,7 @@ unsafe fn array_elements(datum: pg_sys::Datum) -> Vec<f32> {
         raise(Code::ERRCODE_DATA_EXCEPTION, "array must be 1-D");
     }
     if ndim == 0 {
-        raise(
-            Code::ERRCODE_DATA_EXCEPTION,
-            "qvector must have at least 1 dimension",
-        );
+        check_dims(ty, 0);
     }
     let (mut typlen, mut typbyval, mut typalign) = (0i16, false, 0 as std::ffi::c_char);
     let mut elems: *mut pg_sys::Datum = std::ptr::null_mut();
@@ -350,12 +379,7 @@ unsafe fn array_elements(datum: pg_sys::Datum) -> Vec<f32> {
             "array must not contain nulls",
         );
     }
-    if elems.len() > MAX_DIMS {
-        raise(
-            Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!("qvector cannot have more than {MAX_DIMS} dimensions"),
-        );
-    }
+    check_dims(ty, elems.len());
     elems
         .iter()
         .map(|d| {
@@ -375,9 +399,25 @@ unsafe fn array_elements(datum: pg_sys::Datum) -> Vec<f32> {
                     "unsupported array type: expected integer[], real[], double precision[] or numeric[]",
                 ),
             };
-            checked_f32(value, &format!("{value:e}")).unwrap_or_else(|e| raise_parse_error(e, ""))
+            checked_f32(value, &format!("{value:e}")).unwrap_or_else(|e| raise_parse_error(ty, e, ""))
         })
         .collect()
+}
+
+/// Builds a `real[]` datum from elements.
+pub fn float4_array_datum(values: &[f32]) -> pg_sys::Datum {
+    let datums: Vec<pg_sys::Datum> = values.iter().map(|v| crate::fmgr::f32_datum(*v)).collect();
+    // SAFETY: float4 is by-value, 4 bytes, int-aligned; construct_array copies the datums.
+    unsafe {
+        pg_sys::Datum::from(pg_sys::construct_array(
+            datums.as_ptr() as *mut pg_sys::Datum,
+            datums.len() as i32,
+            pg_sys::FLOAT4OID,
+            4,
+            true,
+            b'i' as std::ffi::c_char,
+        ))
+    }
 }
 
 pg_fn!(
@@ -385,19 +425,6 @@ pg_fn!(
     qvector_to_float4,
     |fcinfo| {
         // SAFETY: argument 0 is a qvector.
-        let values = unsafe { qvector_arg(fcinfo, 0) };
-        let datums: Vec<pg_sys::Datum> =
-            values.iter().map(|v| crate::fmgr::f32_datum(*v)).collect();
-        // SAFETY: float4 is by-value, 4 bytes, int-aligned; construct_array copies the datums.
-        unsafe {
-            pg_sys::Datum::from(pg_sys::construct_array(
-                datums.as_ptr() as *mut pg_sys::Datum,
-                datums.len() as i32,
-                pg_sys::FLOAT4OID,
-                4,
-                true,
-                b'i' as std::ffi::c_char,
-            ))
-        }
+        float4_array_datum(unsafe { qvector_arg(fcinfo, 0) })
     }
 );
