@@ -97,11 +97,12 @@ pub struct Args {
     /// query = max(ef_search, this); hnsw.ef_search is raised to that LIMIT
     #[arg(long, default_value_t = 40)]
     bq_candidates: u32,
-    /// Cases, comma separated: none,sq8,sq8-f16,sq4,sq2,pq,binary,pgv,pgv-half,pgv-bq (or all)
+    /// Cases, comma separated: none,sq8,sq8-f16,sq4,sq2,pq,binary,sq8col,pgv,pgv-half,pgv-bq
+    /// (or all); sq8col is a qhnsw sq8 index over an `sq8vector` column (table vqb_s)
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,sq8,sq8-f16,sq4,pq,binary,pgv,pgv-half,pgv-bq"
+        default_value = "none,sq8,sq8-f16,sq4,pq,binary,sq8col,pgv,pgv-half,pgv-bq"
     )]
     cases: Vec<String>,
     /// Timed passes per ef_search and client count; the fastest is kept (other work on the
@@ -393,6 +394,19 @@ fn main() -> Result<()> {
             });
         }
     }
+    if want("sq8col") {
+        cases.push(Case {
+            id: "sq8col".into(),
+            label: "qhnsw sq8 on an sq8vector column".into(),
+            engine: Engine::Qhnsw,
+            table: "vqb_s",
+            create: format!(
+                "CREATE INDEX vqb_idx_sq8col ON vqb_s USING qhnsw (v sq8vector_{opsuffix}) WITH (quantizer = 'sq8', {})",
+                with("")
+            ),
+            index: "vqb_idx_sq8col".into(),
+        });
+    }
     if pgvector.is_some() {
         let pw = format!("WITH ({})", with(""));
         let pg: [(&str, &str, Engine, String, usize); 3] = [
@@ -452,8 +466,11 @@ fn main() -> Result<()> {
     if cases.iter().any(|c| c.table == "vqb_pgv") {
         ensure_table(&ctx, "vqb_pgv", "vector", &ds)?;
     }
+    if cases.iter().any(|c| c.table == "vqb_s") {
+        ensure_sq8_table(&ctx, &ds)?;
+    }
     let mut heap_bytes = Vec::new();
-    for t in ["vqb_q", "vqb_pgv"] {
+    for t in ["vqb_q", "vqb_s", "vqb_pgv"] {
         if let Some(r) = c.query_opt("SELECT pg_total_relation_size(to_regclass($1))", &[&t])? {
             if let Some(b) = r.get::<_, Option<i64>>(0) {
                 heap_bytes.push((t.to_string(), b));
@@ -462,7 +479,7 @@ fn main() -> Result<()> {
     }
     // Drop every index of a previous interrupted run so that only the case's index exists.
     for r in c.query(
-        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid IN (to_regclass('vqb_q'), to_regclass('vqb_pgv'))",
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid IN (to_regclass('vqb_q'), to_regclass('vqb_s'), to_regclass('vqb_pgv'))",
         &[],
     )? {
         let name: String = r.get(0);
@@ -710,7 +727,34 @@ fn ensure_table(ctx: &Ctx, table: &str, typ: &str, ds: &Dataset) -> Result<()> {
     Ok(())
 }
 
+/// Creates `vqb_s (id, v sq8vector(d))` from `vqb_q` (the same rows, quantized per vector).
+fn ensure_sq8_table(ctx: &Ctx, ds: &Dataset) -> Result<()> {
+    let mut c = ctx.connect()?;
+    let have: Option<String> = c
+        .query_one("SELECT obj_description(to_regclass('vqb_s'), 'pg_class')", &[])?
+        .get(0);
+    if have.as_deref() == Some(ds.fingerprint.as_str()) {
+        println!("table vqb_s already holds this dataset: reusing it");
+        return Ok(());
+    }
+    let pb = bar(1, "vqb_s (sq8vector)");
+    c.batch_execute(&format!(
+        "DROP TABLE IF EXISTS vqb_s; CREATE TABLE vqb_s (id int4 NOT NULL, v sq8vector({d}));
+         INSERT INTO vqb_s SELECT id, v FROM vqb_q; VACUUM (ANALYZE) vqb_s; CHECKPOINT;
+         COMMENT ON TABLE vqb_s IS '{f}'",
+        d = ds.dims,
+        f = ds.fingerprint
+    ))?;
+    pb.inc(1);
+    pb.finish();
+    Ok(())
+}
+
 fn query_sql(case: &Case, op: &str, d: usize, ef: u32, bq_candidates: u32) -> String {
+    if case.table == "vqb_s" {
+        // The float4 query is quantized to sq8vector by the implicit cast.
+        return format!("SELECT id FROM vqb_s ORDER BY v {op} $1::qvector({d}) LIMIT {K}");
+    }
     match case.engine {
         Engine::Qhnsw | Engine::PgvHnsw => format!("SELECT id FROM {} ORDER BY v {op} $1 LIMIT {K}", case.table),
         Engine::PgvHalfvec => format!(
