@@ -74,6 +74,10 @@ CREATE FUNCTION vector_dims(sq8vector) RETURNS integer
     AS 'MODULE_PATHNAME', 'sq8vector_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION vector_norm(sq8vector) RETURNS float8
     AS 'MODULE_PATHNAME', 'sq8vector_norm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l2_normalize(sq8vector) RETURNS sq8vector
+    AS 'MODULE_PATHNAME', 'sq8vector_l2_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binary_quantize(sq8vector) RETURNS bit
+    AS 'MODULE_PATHNAME', 'sq8vector_binary_quantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- operators
 

@@ -88,6 +88,12 @@ fn sq8vector_distances_on_codes() {
     assert_eq!(f64_of("SELECT cosine_distance('[1,1]'::sq8vector, '[-1,-1]')"), 2.0);
     assert!((f64_of("SELECT vector_norm('[3,4]'::sq8vector)") - 5.0).abs() < 1e-6);
     assert_eq!(Spi::get_one::<i32>("SELECT vector_dims('[1,2,3]'::sq8vector)").unwrap(), Some(3));
+    assert!((f64_of("SELECT vector_norm(l2_normalize('[3,4,0,-2]'::sq8vector))") - 1.0).abs() < 1e-3);
+    assert_eq!(text_of("SELECT l2_normalize('[0,0]'::sq8vector)::text"), "[0,0]");
+    assert_eq!(
+        text_of("SELECT binary_quantize('[1,-2,0.5,3,-1,-1,1,1,2]'::sq8vector)::text"),
+        "101100111"
+    );
     // A qvector operand is quantized implicitly (the sq8vector operator is chosen).
     assert_eq!(f64_of("SELECT '[0,255,3]'::sq8vector <-> '[0,255,7]'::qvector"), 4.0);
     // On random vectors the distances on codes equal the distances of the decoded values.
@@ -326,4 +332,9 @@ fn sq8vector_qhnsw_recall_per_metric() {
     );
     let recall = f64_of("SELECT recall_at_10 FROM quantization_stats('sq_idx_idx', 50)");
     assert!(recall >= 0.95, "quantization_stats recall on an sq8vector index: {recall}");
+    // quantization_optimize samples the sq8vector column too and picks one candidate.
+    assert_eq!(
+        text_of("SELECT (count(*) >= 6) || ' ' || count(*) FILTER (WHERE chosen) FROM quantization_optimize('sq_idx_idx')"),
+        "true 1"
+    );
 }

@@ -155,27 +155,31 @@ pg_fn!(
     }
 );
 
+/// Builds a `bit(n)` datum with 1 where the element is positive (`binary_quantize`).
+pub fn sign_bits_datum(values: &[f32]) -> pg_sys::Datum {
+    let bytes = values.len().div_ceil(8);
+    let size = 8 + bytes; // varlena header + int32 bit length + bits
+                          // SAFETY: palloc0'd buffer of `size` bytes laid out as a VarBit.
+    unsafe {
+        let ptr = pg_sys::palloc0(size) as *mut u8;
+        pgrx::varlena::set_varsize_4b(ptr as *mut pg_sys::varlena, size as i32);
+        *(ptr.add(4) as *mut i32) = values.len() as i32;
+        let bits = std::slice::from_raw_parts_mut(ptr.add(8), bytes);
+        for (i, x) in values.iter().enumerate() {
+            if *x > 0.0 {
+                bits[i / 8] |= 0x80 >> (i % 8);
+            }
+        }
+        pg_sys::Datum::from(ptr)
+    }
+}
+
 pg_fn!(
     /// `binary_quantize(qvector)`: `bit(n)` with 1 where the element is positive.
     qvector_binary_quantize,
     |fcinfo| {
         // SAFETY: argument 0 is a qvector.
-        let a = unsafe { qvector_arg(fcinfo, 0) };
-        let bytes = a.len().div_ceil(8);
-        let size = 8 + bytes; // varlena header + int32 bit length + bits
-        // SAFETY: palloc0'd buffer of `size` bytes laid out as a VarBit.
-        unsafe {
-            let ptr = pg_sys::palloc0(size) as *mut u8;
-            pgrx::varlena::set_varsize_4b(ptr as *mut pg_sys::varlena, size as i32);
-            *(ptr.add(4) as *mut i32) = a.len() as i32;
-            let bits = std::slice::from_raw_parts_mut(ptr.add(8), bytes);
-            for (i, x) in a.iter().enumerate() {
-                if *x > 0.0 {
-                    bits[i / 8] |= 0x80 >> (i % 8);
-                }
-            }
-            pg_sys::Datum::from(ptr)
-        }
+        sign_bits_datum(unsafe { qvector_arg(fcinfo, 0) })
     }
 );
 

@@ -8,7 +8,7 @@
 
 use crate::fmgr::{arg_datum, arg_i32, bool_datum, f64_datum, i32_datum, raise};
 use crate::pg_fn;
-use crate::types::operators::compare;
+use crate::types::operators::{compare, sign_bits_datum};
 use crate::types::qvector::{
     array_elements, check_dims, check_typmod, cstring_datum, float4_array_datum, qvector_arg,
     qvector_datum, raise_binary_error, raise_parse_error, recv_bytes, typmod_in,
@@ -317,6 +317,32 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: argument 0 is an sq8vector.
         f64_datum(unsafe { sq8vector_arg(fcinfo, 0) }.norm_squared().sqrt())
+    }
+);
+
+pg_fn!(
+    /// `l2_normalize(sq8vector)`: the unit vector, quantized again (a zero vector stays zero).
+    sq8vector_l2_normalize,
+    |fcinfo| {
+        // SAFETY: argument 0 is an sq8vector.
+        let v = unsafe { sq8vector_arg(fcinfo, 0) };
+        let norm = v.norm_squared().sqrt();
+        let mut values = v.decode();
+        if norm > 0.0 {
+            for x in &mut values {
+                *x = (*x as f64 / norm) as f32;
+            }
+        }
+        encode_datum(&values)
+    }
+);
+
+pg_fn!(
+    /// `binary_quantize(sq8vector)`: `bit(n)` with 1 where the decoded element is positive.
+    sq8vector_binary_quantize,
+    |fcinfo| {
+        // SAFETY: argument 0 is an sq8vector.
+        sign_bits_datum(&unsafe { sq8vector_arg(fcinfo, 0) }.decode())
     }
 );
 
