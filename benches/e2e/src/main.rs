@@ -738,13 +738,17 @@ fn ensure_sq8_table(ctx: &Ctx, ds: &Dataset) -> Result<()> {
         return Ok(());
     }
     let pb = bar(1, "vqb_s (sq8vector)");
-    c.batch_execute(&format!(
-        "DROP TABLE IF EXISTS vqb_s; CREATE TABLE vqb_s (id int4 NOT NULL, v sq8vector({d}));
-         INSERT INTO vqb_s SELECT id, v FROM vqb_q; VACUUM (ANALYZE) vqb_s; CHECKPOINT;
-         COMMENT ON TABLE vqb_s IS '{f}'",
-        d = ds.dims,
-        f = ds.fingerprint
-    ))?;
+    // One statement per call: VACUUM cannot run inside a multi-statement batch.
+    for sql in [
+        "DROP TABLE IF EXISTS vqb_s".to_string(),
+        format!("CREATE TABLE vqb_s (id int4 NOT NULL, v sq8vector({}))", ds.dims),
+        "INSERT INTO vqb_s SELECT id, v FROM vqb_q".to_string(),
+        "VACUUM (ANALYZE) vqb_s".to_string(),
+        "CHECKPOINT".to_string(),
+        format!("COMMENT ON TABLE vqb_s IS '{}'", ds.fingerprint),
+    ] {
+        c.batch_execute(&sql)?;
+    }
     pb.inc(1);
     pb.finish();
     Ok(())
