@@ -168,31 +168,8 @@ fn sq8vector_bad_input() {
     }
 }
 
-/// Loads one binary-COPY field holding `payload` into an `sq8vector` column; returns the error.
-fn sq8_copy_field(payload: &[u8]) -> String {
-    let mut file = b"PGCOPY\n\xff\r\n\0".to_vec();
-    file.extend_from_slice(&0i32.to_be_bytes());
-    file.extend_from_slice(&0i32.to_be_bytes());
-    file.extend_from_slice(&1i16.to_be_bytes());
-    file.extend_from_slice(&(payload.len() as i32).to_be_bytes());
-    file.extend_from_slice(payload);
-    file.extend_from_slice(&(-1i16).to_be_bytes());
-    let path = format!("/tmp/vq_sq8_recv_{}.bin", std::process::id());
-    std::fs::write(&path, &file).expect("write copy file");
-    Spi::run("CREATE TABLE IF NOT EXISTS sq_recv (v sq8vector)").unwrap();
-    let result = error_of(&format!("COPY sq_recv FROM '{path}' (FORMAT binary)"));
-    let _ = std::fs::remove_file(&path);
-    result
-}
-
 #[pg_test]
 fn sq8vector_binary_input() {
-    let hex = |s: &str| {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect::<Vec<u8>>()
-    };
     // dims 2, unused 0, offset 0.0, scale 1.0, codes 0 and 255.
     let good = "00020000000000003f80000000ff";
     assert_eq!(
@@ -212,10 +189,10 @@ fn sq8vector_binary_input() {
         ("00020000000000003f80000000ff00", "22P03: invalid binary sq8vector: 1 trailing bytes"),
     ];
     for (payload, want) in cases {
-        assert_eq!(sq8_copy_field(&hex(payload)), want, "{payload}");
+        assert_eq!(copy_binary_field("sq8vector", &hex(payload)), want, "{payload}");
     }
-    assert_eq!(sq8_copy_field(&hex(good)), "no error");
-    assert_eq!(text_of("SELECT v::text FROM sq_recv"), "[0,255]");
+    assert_eq!(copy_binary_field("sq8vector", &hex(good)), "no error");
+    assert_eq!(text_of("SELECT v::text FROM vq_recv_sq8vector"), "[0,255]");
 }
 
 #[pg_test]

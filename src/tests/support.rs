@@ -42,3 +42,11 @@ pub fn hint_of(sql: &str) -> String {
         .expect("SPI")
         .unwrap_or_default()
 }
+
+/// Bytes of a hex string (`"00ff"` -> `[0, 255]`).
+pub fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -285,8 +285,9 @@ fn operand_and_array_errors() {
     );
 }
 
-/// Loads one binary-COPY field holding `payload` into a `qvector` column; returns the error.
-fn copy_binary_field(payload: &[u8]) -> String {
+/// Loads one binary-COPY field holding `payload` into a column of type `typ` (table
+/// `vq_recv_<typ>`); returns the error.
+fn copy_binary_field(typ: &str, payload: &[u8]) -> String {
     let mut file = b"PGCOPY\n\xff\r\n\0".to_vec();
     file.extend_from_slice(&0i32.to_be_bytes());
     file.extend_from_slice(&0i32.to_be_bytes());
@@ -294,67 +295,61 @@ fn copy_binary_field(payload: &[u8]) -> String {
     file.extend_from_slice(&(payload.len() as i32).to_be_bytes());
     file.extend_from_slice(payload);
     file.extend_from_slice(&(-1i16).to_be_bytes());
-    let path = format!("/tmp/vq_recv_{}.bin", std::process::id());
+    let path = format!("/tmp/vq_recv_{typ}_{}.bin", std::process::id());
     std::fs::write(&path, &file).expect("write copy file");
-    Spi::run("CREATE TABLE IF NOT EXISTS vq_recv (v qvector)").unwrap();
-    let result = error_of(&format!("COPY vq_recv FROM '{path}' (FORMAT binary)"));
+    Spi::run(&format!("CREATE TABLE IF NOT EXISTS vq_recv_{typ} (v {typ})")).unwrap();
+    let result = error_of(&format!("COPY vq_recv_{typ} FROM '{path}' (FORMAT binary)"));
     let _ = std::fs::remove_file(&path);
     result
 }
 
 #[pg_test]
 fn bad_binary_input() {
-    let hex = |s: &str| {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect::<Vec<u8>>()
-    };
     assert_eq!(
-        copy_binary_field(&[]),
+        copy_binary_field("qvector", &[]),
         "22P03: invalid binary qvector: needs 4 bytes, message has 0"
     );
     assert_eq!(
-        copy_binary_field(&hex("0003")),
+        copy_binary_field("qvector", &hex("0003")),
         "22P03: invalid binary qvector: needs 4 bytes, message has 2"
     );
     assert_eq!(
-        copy_binary_field(&hex("00030000")),
+        copy_binary_field("qvector", &hex("00030000")),
         "22P03: invalid binary qvector: needs 16 bytes, message has 4"
     );
     assert_eq!(
-        copy_binary_field(&hex("000200003f800000")),
+        copy_binary_field("qvector", &hex("000200003f800000")),
         "22P03: invalid binary qvector: needs 12 bytes, message has 8"
     );
     assert_eq!(
-        copy_binary_field(&hex("ffff0000")),
+        copy_binary_field("qvector", &hex("ffff0000")),
         "54000: qvector cannot have more than 16000 dimensions"
     );
     assert_eq!(
-        copy_binary_field(&hex("00000000")),
+        copy_binary_field("qvector", &hex("00000000")),
         "22000: qvector must have at least 1 dimension"
     );
     assert_eq!(
-        copy_binary_field(&hex("000100013f800000")),
+        copy_binary_field("qvector", &hex("000100013f800000")),
         "22P03: invalid binary qvector: expected unused to be 0, not 1"
     );
     assert_eq!(
-        copy_binary_field(&hex("000100007fc00000")),
+        copy_binary_field("qvector", &hex("000100007fc00000")),
         "22000: NaN not allowed in qvector"
     );
     assert_eq!(
-        copy_binary_field(&hex("000100007f800000")),
+        copy_binary_field("qvector", &hex("000100007f800000")),
         "22000: infinite value not allowed in qvector"
     );
     assert_eq!(
-        copy_binary_field(&hex("000100003f80000000")),
+        copy_binary_field("qvector", &hex("000100003f80000000")),
         "22P03: invalid binary qvector: 1 trailing bytes"
     );
     assert_eq!(
-        copy_binary_field(&hex("000200003f80000040000000")),
+        copy_binary_field("qvector", &hex("000200003f80000040000000")),
         "no error"
     );
-    assert_eq!(text_of("SELECT v::text FROM vq_recv"), "[1,2]");
+    assert_eq!(text_of("SELECT v::text FROM vq_recv_qvector"), "[1,2]");
     assert_eq!(
         text_of("SELECT encode(qvector_send('[1,2]'::qvector), 'hex')"),
         "000200003f80000040000000"

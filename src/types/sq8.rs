@@ -109,9 +109,8 @@ impl Sq8Ref<'_> {
 
     /// Exact `(Σc, Σc²)` of the codes.
     fn code_sums(&self) -> (f64, f64) {
-        let sum: u64 = self.codes.iter().map(|c| *c as u64).sum();
         let squares = distance::dot_u8(self.codes, self.codes);
-        (sum as f64, squares as f64)
+        (code_sum(*self), squares as f64)
     }
 
     /// Squared Euclidean norm, from the codes.
@@ -122,35 +121,33 @@ impl Sq8Ref<'_> {
     }
 }
 
-/// The per-pair terms every metric is built from: `(a·b, |a|², |b|²)`, from the codes.
-pub fn dot_and_norms(a: Sq8Ref, b: Sq8Ref) -> (f64, f64, f64) {
-    let (sum_a, sq_a) = a.code_sums();
-    let (sum_b, sq_b) = b.code_sums();
-    let cross = distance::dot_u8(a.codes, b.codes) as f64;
+/// `Σc` of a vector's codes, exact.
+fn code_sum(v: Sq8Ref) -> f64 {
+    v.codes.iter().map(|c| *c as u64).sum::<u64>() as f64
+}
+
+/// `a·b` from the code sums `Σca`, `Σcb` and the integer dot product `Σca·cb`.
+fn dot_from_sums(a: Sq8Ref, b: Sq8Ref, sum_a: f64, sum_b: f64, cross: f64) -> f64 {
     let (oa, sa, ob, sb) = (
         a.offset as f64,
         a.scale as f64,
         b.offset as f64,
         b.scale as f64,
     );
-    let d = a.dims() as f64;
-    let dot = d * oa * ob + oa * sb * sum_b + ob * sa * sum_a + sa * sb * cross;
-    let na = (d * oa * oa + 2.0 * oa * sa * sum_a + sa * sa * sq_a).max(0.0);
-    let nb = (d * ob * ob + 2.0 * ob * sb * sum_b + sb * sb * sq_b).max(0.0);
-    (dot, na, nb)
+    a.dims() as f64 * oa * ob + oa * sb * sum_b + ob * sa * sum_a + sa * sb * cross
+}
+
+/// The per-pair terms cosine is built from: `(a·b, |a|², |b|²)`, from the codes.
+pub fn dot_and_norms(a: Sq8Ref, b: Sq8Ref) -> (f64, f64, f64) {
+    let cross = distance::dot_u8(a.codes, b.codes) as f64;
+    let dot = dot_from_sums(a, b, code_sum(a), code_sum(b), cross);
+    (dot, a.norm_squared(), b.norm_squared())
 }
 
 /// Inner product, from the codes (dimensions must match).
 pub fn dot(a: Sq8Ref, b: Sq8Ref) -> f64 {
-    let sum = |v: Sq8Ref| v.codes.iter().map(|c| *c as u64).sum::<u64>() as f64;
     let cross = distance::dot_u8(a.codes, b.codes) as f64;
-    let (oa, sa, ob, sb) = (
-        a.offset as f64,
-        a.scale as f64,
-        b.offset as f64,
-        b.scale as f64,
-    );
-    a.dims() as f64 * oa * ob + oa * sb * sum(b) + ob * sa * sum(a) + sa * sb * cross
+    dot_from_sums(a, b, code_sum(a), code_sum(b), cross)
 }
 
 /// Squared Euclidean distance, from the codes: `|a|² + |b|² - 2 a·b`, never negative.
