@@ -11,9 +11,9 @@ use super::pages::{
     INVALID_NODE, MAX_LEVEL, META_BYTES,
 };
 use crate::distance::{self, Metric};
-use crate::fmgr::raise;
+use crate::fmgr::{raise, raise_hint};
 use crate::graph::{HnswParams, InMemoryGraph};
-use crate::quant::{FlatQuantizer, Quantizer, QuantizerConfig, QuantizerKind};
+use crate::quant::{FlatQuantizer, HalfQuantizer, Quantizer, QuantizerConfig, QuantizerKind};
 use crate::types::vector_type::VectorType;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
@@ -228,9 +228,17 @@ fn build_graph(collected: &Collected, params: HnswParams) -> InMemoryGraph {
                 );
             }
         }
-        worker
-            .join()
-            .unwrap_or_else(|_| raise(Code::ERRCODE_INTERNAL_ERROR, "qhnsw graph build failed"))
+        worker.join().unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            raise(
+                Code::ERRCODE_INTERNAL_ERROR,
+                format!("qhnsw graph build failed: {why}"),
+            )
+        })
     })
 }
 
@@ -245,6 +253,30 @@ fn page_capacity() -> usize {
     pg_sys::BLCKSZ as usize
         - std::mem::size_of::<pg_sys::PageHeaderData>()
         - super::buffer::SPECIAL_BYTES
+}
+
+/// ERRORs (54000) unless an element of `shape` fits on a page at the highest level
+/// a node can get; `what` names the configuration in the message.
+pub fn check_element_fits(shape: ElementShape, what: &str) {
+    if element_fits(shape) {
+        return;
+    }
+    let need = shape.size(MAX_LEVEL);
+    raise_hint(
+        Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!(
+            "qhnsw elements for {what} need up to {need} bytes, more than one {} byte page holds",
+            page_capacity()
+        ),
+        "Choose a smaller code: quantizer = 'sq8' stores 1 byte per dimension, 'sq4' half of that, \
+         'pq' and 'binary' less; rerank = 'float16' adds 2 bytes per dimension; a smaller m shortens neighbour lists.",
+    )
+}
+
+/// Whether an element of `shape` at the highest level fits on an empty page.
+fn element_fits(shape: ElementShape) -> bool {
+    shape.size(MAX_LEVEL).div_ceil(8) * 8 + std::mem::size_of::<pg_sys::ItemIdData>()
+        <= page_capacity()
 }
 
 /// Packs nodes in order into pages starting at `first_block`.
@@ -454,6 +486,26 @@ pub unsafe extern "C-unwind" fn ambuild(
             collected.skipped_zero
         );
     }
+    if let (true, Some(kind), dims @ 1..) =
+        (collected.tids.is_empty(), opts.quantizer, collected.dims)
+    {
+        let config = QuantizerConfig {
+            kind,
+            pq_subvectors: opts.pq_subvectors,
+            pq_bits: opts.pq_bits,
+            ..QuantizerConfig::default()
+        };
+        let shape = ElementShape {
+            m: opts.m,
+            code_len: config.code_len(dims),
+            dims,
+            float16_copy: opts.rerank == RerankSource::Float16,
+        };
+        check_element_fits(
+            shape,
+            &format!("{dims} dimensions with quantizer '{}'", kind.name()),
+        );
+    }
     let mut meta = empty_meta(&opts, collected.dims, metric);
     let trained = (!collected.tids.is_empty())
         .then(|| train_quantizer(&opts, collected.dims, &collected.data, metric));
@@ -511,7 +563,28 @@ pub fn start_staging(index: pg_sys::Relation, sink: PageSink, mut meta: MetaPage
     if meta.dims == 0 {
         return meta;
     }
-    let flat = Quantizer::Flat(FlatQuantizer::new(meta.dims as usize));
+    let dims = meta.dims as usize;
+    let shape = |code_len| ElementShape {
+        m: meta.m as usize,
+        code_len,
+        dims,
+        float16_copy: meta.rerank == RerankSource::Float16,
+    };
+    // Exact float4 codes where they fit a page, float16 beyond (~1700 dimensions).
+    let flat = if element_fits(shape(4 * dims)) {
+        Quantizer::Flat(FlatQuantizer::new(dims))
+    } else {
+        Quantizer::Half(HalfQuantizer::new(dims))
+    };
+    if !element_fits(shape(flat.code_len())) {
+        raise_hint(
+            Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "a qhnsw index on an empty table cannot stage {dims}-dimensional rows: even as float16 they do not fit on a page"
+            ),
+            "Create the index after loading some rows: it is then built, and its quantizer trained, from them.",
+        );
+    }
     let blob = flat.to_bytes();
     let (first, count) = write_quantizer_pages(index, sink, meta.build_tag(), &blob);
     meta.staging = meta.quantizer != QuantizerKind::None;
@@ -543,14 +616,21 @@ pub fn write_graph(
         .par_chunks(dims)
         .flat_map_iter(|row| quantizer.encode_to_vec(row))
         .collect();
-    let graph = build_graph(rows, HnswParams::new(opts.m, opts.ef_construction));
-    let blob = quantizer.to_bytes();
     let shape = ElementShape {
         m: opts.m,
         code_len,
         dims,
         float16_copy: opts.rerank == RerankSource::Float16,
     };
+    check_element_fits(
+        shape,
+        &format!(
+            "{dims} dimensions with quantizer '{}'",
+            quantizer.kind().name()
+        ),
+    );
+    let graph = build_graph(rows, HnswParams::new(opts.m, opts.ef_construction));
+    let blob = quantizer.to_bytes();
     meta.build_id = new_build_id();
     let tag = meta.build_tag();
     let quantizer_blocks = blob.len().div_ceil(quantizer_chunk()) as u32;

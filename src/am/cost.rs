@@ -38,8 +38,15 @@ pub unsafe extern "C-unwind" fn amcostestimate(
         let visited = (ef * 32.0 + tuples.ln() * 16.0).min(tuples);
         let per_page = (tuples / index_pages).max(1.0);
         let pages_read = (visited / per_page).min(index_pages).max(1.0);
+        // The sequential scan we compete with is charged for the heap's pages only, not
+        // for the TOAST pages its vectors live in once they pass ~2 kB (512 float4 or
+        // 2000 sq8vector dimensions), nor for detoasting them. Charging more index pages
+        // than the heap has would hand small tables of large vectors to a scan that
+        // reads far more; so pages beyond the heap's count are not charged.
+        let heap_pages = ((*(*info).rel).pages as f64).max(1.0);
+        let charged_pages = pages_read.min(heap_pages);
         let cost = visited * pg_sys::cpu_operator_cost * 2.0
-            + pages_read * pg_sys::random_page_cost * 0.25;
+            + charged_pages * pg_sys::random_page_cost * 0.25;
         *startup = cost;
         *total = cost + ef * pg_sys::cpu_index_tuple_cost;
         *pages = pages_read;

@@ -113,17 +113,19 @@ fn convert_staging(index: pg_sys::Relation, meta: MetaPage) -> MetaPage {
         data: Vec::new(),
         skipped_zero: 0,
     };
+    // The staging codes: float4, or float16 for rows too large for float4 on a page.
+    let Some(staged) = load_quantizer(index, &meta) else {
+        return meta;
+    };
+    let mut row = vec![0f32; dims];
     for block in graph_blocks(index, meta.build_tag()) {
         let page = PageRead::new(index, block, PageKind::Graph);
         for offset in 1..=page.item_count() {
             match ElementRef::parse(page.item(offset), shape) {
                 Ok(e) if !e.is_deleted() => {
                     rows.tids.push(e.heap_tid());
-                    rows.data.extend(
-                        e.code()
-                            .chunks_exact(4)
-                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                    );
+                    staged.decode(e.code(), &mut row);
+                    rows.data.extend_from_slice(&row);
                 }
                 Ok(_) => {}
                 Err(e) => raise_corrupt(index, block, &e),

@@ -37,7 +37,7 @@ pub mod auto;
 mod tests;
 
 pub use binary::BinaryQuantizer;
-pub use flat::FlatQuantizer;
+pub use flat::{FlatQuantizer, HalfQuantizer};
 pub use product::ProductQuantizer;
 pub use scalar::ScalarQuantizer;
 
@@ -119,6 +119,26 @@ pub struct QuantizerConfig {
     pub binary_threshold: BinaryThreshold,
 }
 
+impl QuantizerConfig {
+    /// Bytes per code this configuration gives `dims`-dimensional vectors (known before training).
+    pub fn code_len(&self, dims: usize) -> usize {
+        match self.kind {
+            QuantizerKind::None => 4 * dims,
+            QuantizerKind::Sq8 => dims,
+            QuantizerKind::Sq4 => dims.div_ceil(2),
+            QuantizerKind::Sq2 => dims.div_ceil(4),
+            QuantizerKind::Binary => dims.div_ceil(8),
+            QuantizerKind::Pq => {
+                let m = match self.pq_subvectors {
+                    0 => product::default_subvectors(dims),
+                    m => m,
+                };
+                (m * self.pq_bits as usize).div_ceil(8)
+            }
+        }
+    }
+}
+
 impl Default for QuantizerConfig {
     /// sq8, default PQ shape with 8-bit codes, seed 42, median thresholds.
     fn default() -> Self {
@@ -180,6 +200,8 @@ pub enum Quantizer {
     Product(ProductQuantizer),
     /// `binary`.
     Binary(BinaryQuantizer),
+    /// Float16 staging codes (kind `none`); last, so earlier blobs decode unchanged.
+    Half(HalfQuantizer),
 }
 
 /// Measured quality of a quantizer on a sample.
@@ -329,7 +351,7 @@ impl Quantizer {
     /// The quantization method.
     pub fn kind(&self) -> QuantizerKind {
         match self {
-            Quantizer::Flat(_) => QuantizerKind::None,
+            Quantizer::Flat(_) | Quantizer::Half(_) => QuantizerKind::None,
             Quantizer::Scalar(q) => match q.bits() {
                 8 => QuantizerKind::Sq8,
                 4 => QuantizerKind::Sq4,
@@ -344,6 +366,7 @@ impl Quantizer {
     pub fn dims(&self) -> usize {
         match self {
             Quantizer::Flat(q) => q.dims(),
+            Quantizer::Half(q) => q.dims(),
             Quantizer::Scalar(q) => q.dims(),
             Quantizer::Product(q) => q.dims(),
             Quantizer::Binary(q) => q.dims(),
@@ -354,6 +377,7 @@ impl Quantizer {
     pub fn bits(&self) -> u32 {
         match self {
             Quantizer::Flat(_) => 32,
+            Quantizer::Half(_) => 16,
             Quantizer::Scalar(q) => q.bits(),
             Quantizer::Product(q) => ((q.code_len() * 8).div_ceil(q.dims().max(1))).max(1) as u32,
             Quantizer::Binary(_) => 1,
@@ -369,6 +393,7 @@ impl Quantizer {
     pub fn code_len(&self) -> usize {
         match self {
             Quantizer::Flat(q) => q.code_len(),
+            Quantizer::Half(q) => q.code_len(),
             Quantizer::Scalar(q) => q.code_len(),
             Quantizer::Product(q) => q.code_len(),
             Quantizer::Binary(q) => q.code_len(),
@@ -381,6 +406,7 @@ impl Quantizer {
         debug_assert_eq!(out.len(), self.code_len());
         match self {
             Quantizer::Flat(q) => q.encode(v, out),
+            Quantizer::Half(q) => q.encode(v, out),
             Quantizer::Scalar(q) => q.encode(v, out),
             Quantizer::Product(q) => q.encode(v, out),
             Quantizer::Binary(q) => q.encode(v, out),
@@ -400,6 +426,7 @@ impl Quantizer {
         debug_assert_eq!(out.len(), self.dims());
         match self {
             Quantizer::Flat(q) => q.decode(code, out),
+            Quantizer::Half(q) => q.decode(code, out),
             Quantizer::Scalar(q) => q.decode(code, out),
             Quantizer::Product(q) => q.decode(code, out),
             Quantizer::Binary(q) => q.decode(code, out),
@@ -411,7 +438,7 @@ impl Quantizer {
         debug_assert_eq!(query.len(), self.dims());
         let query = fit_dims(query, self.dims());
         let kind = match self {
-            Quantizer::Flat(_) => EstimatorKind::Flat { query },
+            Quantizer::Flat(_) | Quantizer::Half(_) => EstimatorKind::Flat { query },
             Quantizer::Scalar(q) => q.estimator(&query, metric),
             Quantizer::Product(q) => q.estimator(&query, metric),
             Quantizer::Binary(q) => q.estimator(&query, metric),
@@ -525,6 +552,7 @@ impl Quantizer {
         }
         Ok(match self {
             Quantizer::Flat(q) => Quantizer::Flat(q),
+            Quantizer::Half(q) => Quantizer::Half(q),
             Quantizer::Scalar(q) => Quantizer::Scalar(q.validate()?),
             Quantizer::Product(q) => Quantizer::Product(q.validate()?),
             Quantizer::Binary(q) => Quantizer::Binary(q.validate()?),
@@ -608,9 +636,9 @@ impl Quantizer {
 /// Metric between two reconstructed vectors following the module's cosine convention.
 fn quantized_metric(q: &Quantizer, metric: Metric, x: &[f32], y: &[f32]) -> f32 {
     match (q, metric) {
-        (Quantizer::Flat(_), _) | (_, Metric::L2) | (_, Metric::InnerProduct) => {
-            distance::metric_distance(metric, x, y)
-        }
+        (Quantizer::Flat(_) | Quantizer::Half(_), _)
+        | (_, Metric::L2)
+        | (_, Metric::InnerProduct) => distance::metric_distance(metric, x, y),
         (_, Metric::Cosine) => 0.5 * distance::l2_squared(x, y),
     }
 }

@@ -35,7 +35,7 @@ pub struct ProductQuantizer {
 }
 
 /// Default subvector count: dims/8, or the largest divisor of dims not above it.
-fn default_subvectors(dims: usize) -> usize {
+pub(crate) fn default_subvectors(dims: usize) -> usize {
     let target = (dims / 8).max(1);
     (1..=target)
         .rev()

@@ -565,3 +565,51 @@ fn config_errors() {
     let _ = q.estimator(&[1.0; 3], Metric::L2).distance(&code[..2]);
     let _ = q.code_distance(Metric::InnerProduct, &code[..1], &code);
 }
+
+/// Test: the code length a configuration announces before training is the trained one.
+#[test]
+fn planned_code_len_matches_trained() {
+    let sample = embeddings_like(300, 96, 5);
+    for (kind, pq_subvectors, pq_bits) in [
+        (QuantizerKind::None, 0, 8),
+        (QuantizerKind::Sq8, 0, 8),
+        (QuantizerKind::Sq4, 0, 8),
+        (QuantizerKind::Sq2, 0, 8),
+        (QuantizerKind::Binary, 0, 8),
+        (QuantizerKind::Pq, 0, 8),
+        (QuantizerKind::Pq, 24, 4),
+    ] {
+        let config = QuantizerConfig {
+            kind,
+            pq_subvectors,
+            pq_bits,
+            ..QuantizerConfig::default()
+        };
+        let q = Quantizer::train(&config, 96, &sample).unwrap();
+        assert_eq!(
+            config.code_len(96),
+            q.code_len(),
+            "{kind:?} {pq_subvectors}x{pq_bits}"
+        );
+    }
+}
+
+/// Test: float16 staging codes round-trip to float16 precision, rank like exact search,
+/// and survive serialisation.
+#[test]
+fn half_codes_round_trip_and_rank() {
+    let q = Quantizer::Half(HalfQuantizer::new(DIMS));
+    assert_eq!(
+        (q.code_len(), q.kind(), q.bits()),
+        (2 * DIMS, QuantizerKind::None, 16)
+    );
+    let v = &data().base[..DIMS];
+    let mut back = vec![0f32; DIMS];
+    q.decode(&q.encode_to_vec(v), &mut back);
+    for (x, y) in v.iter().zip(&back) {
+        assert!((x - y).abs() <= x.abs() / 1024.0 + 1e-7, "{x} -> {y}");
+    }
+    let loaded = Quantizer::from_bytes(&q.to_bytes()).unwrap();
+    assert_eq!(loaded.code_len(), 2 * DIMS);
+    at_least("float16 l2", recall(&q, Metric::L2, 0), 0.99);
+}

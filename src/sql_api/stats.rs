@@ -54,7 +54,7 @@ pub fn chosen_because(t: &Target) -> String {
     if t.meta.staging {
         let configured = t.reloption("quantizer").unwrap_or_else(|| "sq8".into());
         return format!(
-            "staging: exact (none) codes until the index has enough rows to train quantizer '{configured}'"
+            "staging: unquantized codes (float4, or float16 beyond ~1700 dimensions) until the index has enough rows to train quantizer '{configured}'"
         );
     }
     match t.reloption("quantizer") {

@@ -142,7 +142,15 @@ fn high_dimensions_sq8() {
         let queries = queries_like(nq, dims, 11);
         let table = format!("vq_high_{dims}");
         load_table(&table, dims, &base);
-        Spi::run(&format!("CREATE INDEX ON {table} USING qhnsw (v qvector_l2_ops)")).unwrap();
+        Spi::run(&format!("CREATE INDEX {table}_idx ON {table} USING qhnsw (v qvector_l2_ops)")).unwrap();
+        // With default settings the planner prefers the index to a scan of the small heap
+        // whose vectors live in TOAST.
+        Spi::run(&format!("ANALYZE {table}")).unwrap();
+        let plan = plan_of(&format!(
+            "SELECT id FROM {table} ORDER BY v <-> '{}' LIMIT 10",
+            format_vector(&queries[..dims])
+        ));
+        assert!(plan.contains(&format!("Index Scan using {table}_idx")), "{plan}");
         let truth = exact_knn(&base, &queries, dims, 10, Metric::L2);
         let recall = recall_at(10, &truth, &index_results(&table, Metric::L2, &queries, dims, 10));
         assert!(recall >= 0.97, "{dims}d sq8 recall@10 {recall:.4}");
@@ -172,16 +180,7 @@ fn explain_uses_index_only_with_order_by() {
     load_table("vq_plan", 32, &embeddings_like(2000, 32, 3));
     Spi::run("CREATE INDEX vq_plan_idx ON vq_plan USING qhnsw (v qvector_l2_ops)").unwrap();
     Spi::run("ANALYZE vq_plan").unwrap();
-    let plan = |sql: &str| {
-        Spi::connect(|client| {
-            client
-                .select(&format!("EXPLAIN (COSTS OFF) {sql}"), None, &[])
-                .unwrap()
-                .map(|row| row.get::<String>(1).unwrap().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-    };
+    let plan = plan_of;
     let q = format_vector(&queries_like(1, 32, 3));
     let with_order = plan(&format!("SELECT id FROM vq_plan ORDER BY v <-> '{q}' LIMIT 10"));
     assert!(with_order.contains("Index Scan using vq_plan_idx"), "{with_order}");
@@ -433,4 +432,55 @@ fn unlogged_truncate_and_reindex() {
     Spi::run("INSERT INTO vq_unlogged SELECT * FROM vq_maint").unwrap();
     assert!(l2_recall("vq_unlogged", &base, dims, 41) >= 0.97, "after TRUNCATE and re-insert (staging, then trained)");
     assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM qhnsw_check('vq_unlogged_idx')").unwrap(), Some(0));
+}
+
+/// Elements that cannot fit a page are refused with 54000 at CREATE INDEX; an index on an
+/// empty 3072-dimensional table stages its first rows as float16, then trains sq8.
+#[pg_test]
+fn page_sized_elements() {
+    let dims = 3072;
+    let base = embeddings_like(2_100, dims, 13);
+    load_table("vq_big_src", dims, &base);
+    let refused = error_of("CREATE INDEX ON vq_big_src USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'none')");
+    assert!(
+        refused.starts_with("54000: qhnsw elements for 3072 dimensions with quantizer 'none' need up to 13404 bytes"),
+        "{refused}"
+    );
+    let refused = error_of(
+        "CREATE INDEX ON vq_big_src USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'sq8', rerank = 'float16')",
+    );
+    assert!(refused.starts_with("54000: qhnsw elements for 3072 dimensions with quantizer 'sq8'"), "{refused}");
+    Spi::run("CREATE TABLE vq_big (id int, v qvector(3072))").unwrap();
+    let refused = error_of("CREATE INDEX ON vq_big USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'none')");
+    assert!(refused.starts_with("54000: qhnsw elements for 3072 dimensions"), "{refused}");
+    Spi::run("CREATE TABLE vq_huge (id int, v qvector(4096))").unwrap();
+    assert_eq!(
+        error_of("CREATE INDEX ON vq_huge USING qhnsw (v qvector_l2_ops)"),
+        "54000: a qhnsw index on an empty table cannot stage 4096-dimensional rows: even as float16 they do not fit on a page"
+    );
+    // Staged as float16: every row is its own nearest neighbour while staging...
+    Spi::run("CREATE INDEX vq_big_idx ON vq_big USING qhnsw (v qvector_l2_ops)").unwrap();
+    Spi::run("INSERT INTO vq_big SELECT * FROM vq_big_src WHERE id < 500").unwrap();
+    assert_eq!(text_of("SELECT method FROM quantization_stats('vq_big_idx')"), "none");
+    Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+    let own_nearest = |ids: std::ops::Range<usize>| {
+        ids.step_by(25)
+            .filter(|&i| {
+                let sql = format!(
+                    "SELECT id FROM vq_big ORDER BY v <-> '{}' LIMIT 1",
+                    format_vector(&base[i * dims..(i + 1) * dims])
+                );
+                Spi::get_one::<i32>(&sql).unwrap() == Some(i as i32)
+            })
+            .count()
+    };
+    assert_eq!(own_nearest(0..500), 20);
+    // ...and after 2000 rows the index trains sq8 on them and keeps finding every row.
+    Spi::run("INSERT INTO vq_big SELECT * FROM vq_big_src WHERE id >= 500").unwrap();
+    assert_eq!(text_of("SELECT method FROM quantization_stats('vq_big_idx')"), "sq8");
+    assert_eq!(own_nearest(0..2_100), 84);
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM qhnsw_check('vq_big_idx')").unwrap(),
+        Some(0)
+    );
 }

@@ -257,11 +257,6 @@ fn sq8vector_qhnsw_recall_per_metric() {
     let queries = queries_like(nq, dims, 7);
     load_sq8_table("sq_idx", dims, &base);
     let metrics = [("sq8vector_l2_ops", "<->"), ("sq8vector_ip_ops", "<#>"), ("sq8vector_cosine_ops", "<=>")];
-    Spi::run(
-        "CREATE FUNCTION vq_explain(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-         BEGIN RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || q; END $$",
-    )
-    .unwrap();
     let truths: Vec<_> = metrics
         .iter()
         .map(|(_, op)| sq8_exact_results("sq_idx", op, &queries, dims))
@@ -273,8 +268,8 @@ fn sq8vector_qhnsw_recall_per_metric() {
             ))
             .unwrap();
             Spi::run("SET LOCAL enable_seqscan = off").unwrap();
-            let plan = text_of(&format!(
-                "SELECT string_agg(line, E'\\n') FROM vq_explain($q$SELECT id FROM sq_idx ORDER BY v {op} '{}' LIMIT 10$q$) line",
+            let plan = plan_of(&format!(
+                "SELECT id FROM sq_idx ORDER BY v {op} '{}' LIMIT 10",
                 format_vector(&queries[..dims])
             ));
             assert!(plan.contains("Index Scan using sq_idx_idx"), "{plan}");

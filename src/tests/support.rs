@@ -50,3 +50,15 @@ pub fn hex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// The `EXPLAIN (COSTS OFF)` plan of a query, one line per plan line.
+pub fn plan_of(sql: &str) -> String {
+    Spi::connect(|client| {
+        client
+            .select(&format!("EXPLAIN (COSTS OFF) {sql}"), None, &[])
+            .unwrap()
+            .map(|row| row.get::<String>(1).unwrap().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
