@@ -787,6 +787,23 @@ fn set_sql(case: &Case, args: &Args, ef: u32) -> String {
     }
 }
 
+/// Replaces every quoted literal longer than 40 characters by its start and `...'`.
+fn shorten_literals(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(1000));
+    for (i, part) in text.split('\'').enumerate() {
+        if i > 0 {
+            out.push('\'');
+        }
+        if i % 2 == 1 && part.chars().count() > 40 {
+            out.extend(part.chars().take(40));
+            out.push_str("...");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 fn vec_literal(v: &[f32]) -> String {
     let parts: Vec<String> = v.iter().map(|x| format!("{x}")).collect();
     format!("'[{}]'", parts.join(","))
@@ -980,7 +997,7 @@ fn search(
             r.warnings.push(format!(
                 "the planner did not choose {} (plan: {}); enable_seqscan = off was set for the measurement",
                 case.index,
-                plan.join(" / ")
+                shorten_literals(&plan.join(" / "))
             ));
             for c in conns.iter_mut() {
                 c.batch_execute("SET enable_seqscan = off")?;
