@@ -43,6 +43,9 @@ pub struct ScanState {
     returned: u64,
     restarted: bool,
     heap_fetch: *mut pg_sys::IndexFetchTableData,
+    /// Where re-ranking detoasts heap vectors; reset after every re-ranked chunk, so a
+    /// scan rescanned many times (a LATERAL join) does not keep every copy until the end.
+    rerank_ctx: pg_sys::MemoryContext,
     slot: *mut pg_sys::TupleTableSlot,
     /// Counters for the monitoring view.
     pub stats: ScanStats,
@@ -120,6 +123,16 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         returned: 0,
         restarted: false,
         heap_fetch: std::ptr::null_mut(),
+        // SAFETY: a child of the scan's memory context, deleted in amendscan (or with its parent).
+        rerank_ctx: unsafe {
+            pg_sys::AllocSetContextCreateExtended(
+                pg_sys::CurrentMemoryContext,
+                c"qhnsw re-rank".as_ptr(),
+                0,
+                8 * 1024,
+                8 * 1024 * 1024,
+            )
+        },
         slot: std::ptr::null_mut(),
         stats: ScanStats::default(),
     });
@@ -387,6 +400,8 @@ fn rerank_next_chunk(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
         state.stats.reranked += scored.len() as u64;
         super::stats::record_reranked(index, scored.len() as u64);
     }
+    // SAFETY: nothing allocated in the re-rank context outlives the chunk.
+    unsafe { pg_sys::MemoryContextReset(state.rerank_ctx) };
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     state.ready.extend(scored.into_iter().map(|(_, tid)| tid));
 }
@@ -444,6 +459,8 @@ fn heap_distance(
         if isnull {
             return None;
         }
+        // Detoasted copies go to the re-rank context (reset after each chunk).
+        let previous = pg_sys::MemoryContextSwitchTo(state.rerank_ctx);
         let d = match &state.query_sq8 {
             Some(query) => sq8_distance(meta.metric, query.as_ref(), sq8vector_from_datum(datum)),
             None => {
@@ -455,6 +472,7 @@ fn heap_distance(
                 }
             }
         };
+        pg_sys::MemoryContextSwitchTo(previous);
         pg_sys::ExecClearTuple(state.slot);
         Some(d)
     }
@@ -486,6 +504,7 @@ pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
         if !ptr.is_null() {
             let mut state = Box::from_raw(ptr);
             state.release();
+            pg_sys::MemoryContextDelete(state.rerank_ctx);
             super::stats::record_scan((*scan).indexRelation, state.stats.micros);
             (*scan).opaque = std::ptr::null_mut();
         }

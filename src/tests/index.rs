@@ -484,3 +484,27 @@ fn page_sized_elements() {
         Some(0)
     );
 }
+
+/// Re-ranking detoasts heap vectors into a context reset per chunk: a LATERAL join that
+/// rescans the index 200 times (40 TOASTed 12 kB vectors each, ~100 MB if kept) stays flat.
+#[pg_test]
+fn rescans_do_not_accumulate_memory() {
+    let dims = 3072;
+    load_table("vq_mem", dims, &embeddings_like(2_000, dims, 17));
+    Spi::run("CREATE INDEX ON vq_mem USING qhnsw (v qvector_l2_ops)").unwrap();
+    Spi::run(
+        "CREATE FUNCTION vq_backend_bytes() RETURNS bigint LANGUAGE sql VOLATILE AS
+         $$ SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts $$",
+    )
+    .unwrap();
+    Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+    let growth = Spi::get_one::<i64>(
+        "SELECT max(b) - min(b) FROM (
+           SELECT vq_backend_bytes() AS b
+           FROM (SELECT id, v FROM vq_mem WHERE id < 200) q
+           CROSS JOIN LATERAL (SELECT m.id FROM vq_mem m ORDER BY m.v <-> q.v LIMIT 1) s) t",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(growth < 16 << 20, "backend memory grew by {growth} bytes over 200 rescans");
+}
