@@ -1,7 +1,8 @@
 -- The README demo: a table of seeded, clustered 128-dim vectors, a qhnsw index, a
--- nearest-neighbour query, and the index's quantization stats.
+-- nearest-neighbour query, the index's quantization stats, and the same rows in an
+-- sq8vector column.
 \set ON_ERROR_STOP on
-DROP TABLE IF EXISTS items;
+DROP TABLE IF EXISTS items, items_sq8;
 DROP EXTENSION IF EXISTS vectorize_quant CASCADE;
 CREATE EXTENSION vectorize_quant;
 
@@ -32,3 +33,13 @@ SELECT method, dimensions, vectors, pg_size_pretty(index_bytes) AS index_size,
        round(qps::numeric) AS qps, chosen_because
 FROM quantization_stats('items_embedding_idx', sample_queries => 50);
 SELECT * FROM qhnsw_stat_indexes;
+
+-- The same rows stored as sq8vector (1 byte per dimension plus offset and scale): a
+-- smaller table, the same operators, and its own qhnsw operator class.
+\x off
+CREATE TABLE items_sq8 AS SELECT id, embedding::sq8vector(128) AS embedding FROM items;
+SELECT pg_size_pretty(pg_table_size('items')) AS qvector_table,
+       pg_size_pretty(pg_table_size('items_sq8')) AS sq8vector_table;
+CREATE INDEX items_sq8_embedding_idx ON items_sq8 USING qhnsw (embedding sq8vector_l2_ops);
+SELECT id, round((embedding <-> (SELECT embedding FROM items_sq8 WHERE id = 1))::numeric, 4) AS distance
+FROM items_sq8 ORDER BY embedding <-> (SELECT embedding FROM items_sq8 WHERE id = 1) LIMIT 5;
