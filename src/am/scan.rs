@@ -183,12 +183,7 @@ fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> Option<Query> {
             VectorType::QVector => (qvector_from_datum(key.sk_argument).to_vec(), None),
             VectorType::Sq8Vector => {
                 let v = sq8vector_from_datum(key.sk_argument);
-                let owned = Sq8Vector {
-                    offset: v.offset,
-                    scale: v.scale,
-                    codes: v.codes.to_vec(),
-                };
-                (v.decode(), Some(owned))
+                (v.decode(), Some(v.to_vector()))
             }
         }
     };

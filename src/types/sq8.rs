@@ -89,6 +89,15 @@ impl Sq8Ref<'_> {
         self.codes.len()
     }
 
+    /// An owned copy.
+    pub fn to_vector(&self) -> Sq8Vector {
+        Sq8Vector {
+            offset: self.offset,
+            scale: self.scale,
+            codes: self.codes.to_vec(),
+        }
+    }
+
     /// The value a code stands for (computed in f64, rounded once to float4).
     #[inline]
     pub fn value(&self, code: u8) -> f32 {
