@@ -40,11 +40,13 @@ pub fn encode_binary(values: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Decodes the binary wire format, checking lengths and values.
-pub fn decode_binary(bytes: &[u8]) -> Result<Vec<f32>, BinaryError> {
-    if bytes.len() < 4 {
+/// Checks the framing every binary vector shares: at least `header` bytes starting with
+/// `u16 dims` (1..=16000) and `u16 unused` (0), and exactly `header + dims * element`
+/// bytes in all; returns the dimensions.
+pub fn check_framing(bytes: &[u8], header: usize, element: usize) -> Result<usize, BinaryError> {
+    if bytes.len() < header {
         return Err(BinaryError::Truncated {
-            needed: 4,
+            needed: header,
             got: bytes.len(),
         });
     }
@@ -59,7 +61,7 @@ pub fn decode_binary(bytes: &[u8]) -> Result<Vec<f32>, BinaryError> {
     if unused != 0 {
         return Err(BinaryError::UnusedNotZero(unused));
     }
-    let needed = 4 + dims * 4;
+    let needed = header + dims * element;
     if bytes.len() < needed {
         return Err(BinaryError::Truncated {
             needed,
@@ -69,6 +71,12 @@ pub fn decode_binary(bytes: &[u8]) -> Result<Vec<f32>, BinaryError> {
     if bytes.len() > needed {
         return Err(BinaryError::TrailingBytes(bytes.len() - needed));
     }
+    Ok(dims)
+}
+
+/// Decodes the binary wire format, checking lengths and values.
+pub fn decode_binary(bytes: &[u8]) -> Result<Vec<f32>, BinaryError> {
+    check_framing(bytes, 4, 4)?;
     bytes[4..]
         .chunks_exact(4)
         .map(|c| {

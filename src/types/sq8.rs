@@ -13,8 +13,7 @@
 //! in f64 from exact integers, so a vector's distance to itself is exactly 0.
 
 use crate::distance;
-use crate::types::binary::BinaryError;
-use crate::types::text::MAX_DIMS;
+use crate::types::binary::{check_framing, BinaryError};
 
 /// Bytes of the binary header: `u16 dims`, `u16 unused`, `f32 offset`, `f32 scale`.
 pub const SQ8_BINARY_HEADER_BYTES: usize = 12;
@@ -211,13 +210,7 @@ pub fn encode_sq8_binary(v: Sq8Ref) -> Vec<u8> {
 /// Decodes the binary wire form, checking lengths, offset and scale.
 pub fn decode_sq8_binary(bytes: &[u8]) -> Result<Sq8Vector, BinaryError> {
     let header = SQ8_BINARY_HEADER_BYTES;
-    if bytes.len() < header {
-        return Err(BinaryError::Truncated {
-            needed: header,
-            got: bytes.len(),
-        });
-    }
-    let u16_at = |i: usize| u16::from_be_bytes([bytes[i], bytes[i + 1]]);
+    check_framing(bytes, header, 1)?;
     let f32_at = |i: usize| {
         f32::from_bits(u32::from_be_bytes([
             bytes[i],
@@ -226,17 +219,7 @@ pub fn decode_sq8_binary(bytes: &[u8]) -> Result<Sq8Vector, BinaryError> {
             bytes[i + 3],
         ]))
     };
-    let (dims, unused) = (u16_at(0) as usize, u16_at(2));
     let (offset, scale) = (f32_at(4), f32_at(8));
-    if dims == 0 {
-        return Err(BinaryError::NoDimensions);
-    }
-    if dims > MAX_DIMS {
-        return Err(BinaryError::TooManyDimensions(dims));
-    }
-    if unused != 0 {
-        return Err(BinaryError::UnusedNotZero(unused));
-    }
     if offset.is_nan() || scale.is_nan() {
         return Err(BinaryError::NotANumber);
     }
@@ -249,16 +232,6 @@ pub fn decode_sq8_binary(bytes: &[u8]) -> Result<Sq8Vector, BinaryError> {
     // (Encoding may round the top value a hair above f32::MAX; decoding clamps it.)
     if offset as f64 + 255.0 * scale as f64 > f32::MAX as f64 * (1.0 + 1e-6) {
         return Err(BinaryError::Overflow);
-    }
-    let needed = header + dims;
-    if bytes.len() < needed {
-        return Err(BinaryError::Truncated {
-            needed,
-            got: bytes.len(),
-        });
-    }
-    if bytes.len() > needed {
-        return Err(BinaryError::TrailingBytes(bytes.len() - needed));
     }
     Ok(Sq8Vector {
         offset,
