@@ -79,12 +79,22 @@ CREATE FUNCTION l2_normalize(sq8vector) RETURNS sq8vector
 CREATE FUNCTION binary_quantize(sq8vector) RETURNS bit
     AS 'MODULE_PATHNAME', 'sq8vector_binary_quantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+CREATE FUNCTION sq8vector_add(sq8vector, sq8vector) RETURNS sq8vector
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sq8vector_sub(sq8vector, sq8vector) RETURNS sq8vector
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sq8vector_mul(sq8vector, sq8vector) RETURNS sq8vector
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- operators
 
 CREATE OPERATOR <-> (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = l2_distance, COMMUTATOR = '<->');
 CREATE OPERATOR <#> (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = sq8vector_negative_inner_product, COMMUTATOR = '<#>');
 CREATE OPERATOR <=> (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = cosine_distance, COMMUTATOR = '<=>');
 CREATE OPERATOR <+> (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = l1_distance, COMMUTATOR = '<+>');
+CREATE OPERATOR + (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = sq8vector_add, COMMUTATOR = +);
+CREATE OPERATOR - (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = sq8vector_sub);
+CREATE OPERATOR * (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = sq8vector_mul, COMMUTATOR = *);
 
 -- comparison (on the decoded values) and the btree operator class
 
@@ -123,3 +133,22 @@ CREATE OPERATOR CLASS sq8vector_ops DEFAULT FOR TYPE sq8vector USING btree AS
     OPERATOR 4 >=,
     OPERATOR 5 >,
     FUNCTION 1 sq8vector_cmp(sq8vector, sq8vector);
+
+-- aggregates: float8 sums of the decoded values (qvector's state and combine function),
+-- the result quantized
+
+CREATE FUNCTION sq8vector_accum(double precision[], sq8vector) RETURNS double precision[]
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sq8vector_avg(double precision[]) RETURNS sq8vector
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sq8vector_sum(double precision[]) RETURNS sq8vector
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE AGGREGATE avg(sq8vector) (
+    SFUNC = sq8vector_accum, STYPE = double precision[], FINALFUNC = sq8vector_avg,
+    COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
+);
+CREATE AGGREGATE sum(sq8vector) (
+    SFUNC = sq8vector_accum, STYPE = double precision[], FINALFUNC = sq8vector_sum,
+    COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
+);

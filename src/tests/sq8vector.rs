@@ -120,6 +120,28 @@ fn sq8vector_distances_on_codes() {
     }
 }
 
+/// Arithmetic and aggregates work on decoded values and quantize the result (exact here:
+/// every operand and result lies on its own grid).
+#[pg_test]
+fn sq8vector_arithmetic_and_aggregates() {
+    assert_eq!(text_of("SELECT ('[0,255,3]'::sq8vector + '[0,255,7]')::text"), "[0,510,10]");
+    assert_eq!(text_of("SELECT ('[0,255,100]'::sq8vector - '[0,0,0]')::text"), "[0,255,100]");
+    assert_eq!(text_of("SELECT ('[0,255,2]'::sq8vector * '[1,1,1]')::text"), "[0,255,2]");
+    Spi::run("CREATE TABLE sq_agg (v sq8vector(3))").unwrap();
+    Spi::run("INSERT INTO sq_agg VALUES ('[0,255,51]'), ('[0,255,153]')").unwrap();
+    assert_eq!(text_of("SELECT avg(v)::text FROM sq_agg"), "[0,255,102]");
+    assert_eq!(text_of("SELECT sum(v)::text FROM sq_agg"), "[0,510,204]");
+    assert_eq!(Spi::get_one::<String>("SELECT avg(v)::text FROM sq_agg WHERE false").unwrap(), None);
+    assert_eq!(
+        error_of("SELECT '[1,2]'::sq8vector + '[1,2,3]'"),
+        "22000: different sq8vector dimensions 2 and 3"
+    );
+    assert_eq!(
+        error_of("SELECT '[3e38,0]'::sq8vector + '[3e38,0]'"),
+        "22003: value out of range: overflow"
+    );
+}
+
 #[pg_test]
 fn sq8vector_casts() {
     assert_eq!(text_of("SELECT ARRAY[0,255,3]::sq8vector::text"), "[0,255,3]");

@@ -1,4 +1,4 @@
-//! `avg(qvector)` and `sum(qvector)`: a float8[] state `{count, sum_1, ..., sum_n}`.
+//! `avg` and `sum` of `qvector` and `sq8vector`: a float8[] state `{count, sum_1, ..., sum_n}`.
 //!
 //! Sums accumulate in float8 so averages of many rows stay accurate; the state
 //! combines for parallel aggregation. Inside an aggregate the transition function
@@ -6,7 +6,9 @@
 
 use crate::fmgr::{arg_datum, raise};
 use crate::pg_fn;
-use crate::types::qvector::{check_finite, new_qvector, qvector_arg};
+use crate::types::qvector::{check_finite, qvector_arg};
+use crate::types::sq8vector::sq8vector_arg;
+use crate::types::vector_type::VectorType;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 
@@ -53,33 +55,48 @@ fn in_aggregate(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     unsafe { pg_sys::AggCheckCallContext(fcinfo, std::ptr::null_mut()) != 0 }
 }
 
+/// Transition function body: adds the elements `v` of one row to the state (argument 0).
+fn accumulate(fcinfo: pg_sys::FunctionCallInfo, v: &[f32]) -> pg_sys::Datum {
+    // SAFETY: argument 0 is the float8[] state.
+    let state = unsafe { state_values(arg_datum(fcinfo, 0)) };
+    let count = state[0];
+    if count > 0.0 && state.len() != v.len() + 1 {
+        raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("expected {} dimensions, not {}", state.len() - 1, v.len()),
+        );
+    }
+    if count > 0.0 && in_aggregate(fcinfo) {
+        state[0] += 1.0;
+        for (s, x) in state[1..].iter_mut().zip(v) {
+            *s += *x as f64;
+        }
+        // SAFETY: returning the state we updated in place.
+        return unsafe { arg_datum(fcinfo, 0) };
+    }
+    let mut next = vec![0f64; v.len() + 1];
+    next[0] = count + 1.0;
+    for (i, x) in v.iter().enumerate() {
+        next[i + 1] = if count > 0.0 { state[i + 1] } else { 0.0 } + *x as f64;
+    }
+    state_datum(&next)
+}
+
 pg_fn!(
     /// `qvector_accum(float8[], qvector)`: adds one vector to the state.
     qvector_accum,
     |fcinfo| {
-        // SAFETY: arguments are (float8[] state, qvector).
-        let (state, v) = unsafe { (state_values(arg_datum(fcinfo, 0)), qvector_arg(fcinfo, 1)) };
-        let count = state[0];
-        if count > 0.0 && state.len() != v.len() + 1 {
-            raise(
-                Code::ERRCODE_DATA_EXCEPTION,
-                format!("expected {} dimensions, not {}", state.len() - 1, v.len()),
-            );
-        }
-        if count > 0.0 && in_aggregate(fcinfo) {
-            state[0] += 1.0;
-            for (s, x) in state[1..].iter_mut().zip(v) {
-                *s += *x as f64;
-            }
-            // SAFETY: returning the state we updated in place.
-            return unsafe { arg_datum(fcinfo, 0) };
-        }
-        let mut next = vec![0f64; v.len() + 1];
-        next[0] = count + 1.0;
-        for (i, x) in v.iter().enumerate() {
-            next[i + 1] = if count > 0.0 { state[i + 1] } else { 0.0 } + *x as f64;
-        }
-        state_datum(&next)
+        // SAFETY: argument 1 is a qvector.
+        accumulate(fcinfo, unsafe { qvector_arg(fcinfo, 1) })
+    }
+);
+
+pg_fn!(
+    /// `sq8vector_accum(float8[], sq8vector)`: adds one decoded sq8vector to the state.
+    sq8vector_accum,
+    |fcinfo| {
+        // SAFETY: argument 1 is an sq8vector.
+        accumulate(fcinfo, &unsafe { sq8vector_arg(fcinfo, 1) }.decode())
     }
 );
 
@@ -106,8 +123,13 @@ pg_fn!(
     }
 );
 
-/// Final function body: sums divided by `divisor(count)`, or NULL for no rows.
-fn finish(fcinfo: pg_sys::FunctionCallInfo, average: bool) -> pg_sys::Datum {
+/// Final function body: the sums (divided by the count for `avg`) as a vector of
+/// `vector_type`, or NULL for no rows.
+fn finish(
+    fcinfo: pg_sys::FunctionCallInfo,
+    average: bool,
+    vector_type: VectorType,
+) -> pg_sys::Datum {
     // SAFETY: argument 0 is a float8[] state.
     let state = unsafe { state_values(arg_datum(fcinfo, 0)) };
     let count = state[0];
@@ -115,22 +137,34 @@ fn finish(fcinfo: pg_sys::FunctionCallInfo, average: bool) -> pg_sys::Datum {
         // SAFETY: returning NULL from a non-strict final function.
         return unsafe { pgrx::fcinfo::pg_return_null(fcinfo) };
     }
-    let (datum, out) = new_qvector(state.len() - 1);
-    for (o, s) in out.iter_mut().zip(&state[1..]) {
-        *o = if average { *s / count } else { *s } as f32;
-    }
-    check_finite(out);
-    datum
+    let out: Vec<f32> = state[1..]
+        .iter()
+        .map(|s| if average { *s / count } else { *s } as f32)
+        .collect();
+    check_finite(&out);
+    vector_type.datum(&out)
 }
 
 pg_fn!(
-    /// `qvector_avg(float8[])`: final function of `avg`.
+    /// `qvector_avg(float8[])`: final function of `avg(qvector)`.
     qvector_avg,
-    |fcinfo| { finish(fcinfo, true) }
+    |fcinfo| { finish(fcinfo, true, VectorType::QVector) }
 );
 
 pg_fn!(
-    /// `qvector_sum(float8[])`: final function of `sum`.
+    /// `qvector_sum(float8[])`: final function of `sum(qvector)`.
     qvector_sum,
-    |fcinfo| { finish(fcinfo, false) }
+    |fcinfo| { finish(fcinfo, false, VectorType::QVector) }
+);
+
+pg_fn!(
+    /// `sq8vector_avg(float8[])`: final function of `avg(sq8vector)` (quantizes the mean).
+    sq8vector_avg,
+    |fcinfo| { finish(fcinfo, true, VectorType::Sq8Vector) }
+);
+
+pg_fn!(
+    /// `sq8vector_sum(float8[])`: final function of `sum(sq8vector)` (quantizes the sum).
+    sq8vector_sum,
+    |fcinfo| { finish(fcinfo, false, VectorType::Sq8Vector) }
 );

@@ -10,8 +10,8 @@ use crate::fmgr::{arg_datum, arg_i32, bool_datum, f64_datum, i32_datum, raise};
 use crate::pg_fn;
 use crate::types::operators::{compare, sign_bits_datum};
 use crate::types::qvector::{
-    array_elements, check_dims, check_typmod, cstring_datum, float4_array_datum, qvector_arg,
-    qvector_datum, raise_binary_error, raise_parse_error, recv_bytes, typmod_in,
+    array_elements, check_dims, check_finite, check_typmod, cstring_datum, float4_array_datum,
+    qvector_arg, qvector_datum, raise_binary_error, raise_parse_error, recv_bytes, typmod_in,
 };
 use crate::types::sq8::{self, decode_sq8_binary, encode_sq8_binary, Sq8Ref, Sq8Vector};
 use crate::types::text::{format_vector, parse_vector};
@@ -343,6 +343,53 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: argument 0 is an sq8vector.
         sign_bits_datum(&unsafe { sq8vector_arg(fcinfo, 0) }.decode())
+    }
+);
+
+/// Applies an element-wise operation to the decoded operands and quantizes the result.
+///
+/// # Safety
+/// Arguments 0 and 1 must be non-NULL sq8vectors.
+unsafe fn elementwise(
+    fcinfo: pg_sys::FunctionCallInfo,
+    op: impl Fn(f32, f32) -> f32,
+) -> pg_sys::Datum {
+    // SAFETY: guaranteed by the caller.
+    let (a, b) = unsafe { two_args(fcinfo) };
+    let out: Vec<f32> = a
+        .decode()
+        .into_iter()
+        .zip(b.decode())
+        .map(|(x, y)| op(x, y))
+        .collect();
+    check_finite(&out);
+    encode_datum(&out)
+}
+
+pg_fn!(
+    /// `sq8vector + sq8vector` (on decoded values, result quantized).
+    sq8vector_add,
+    |fcinfo| {
+        // SAFETY: two sq8vector arguments.
+        unsafe { elementwise(fcinfo, |x, y| x + y) }
+    }
+);
+
+pg_fn!(
+    /// `sq8vector - sq8vector`.
+    sq8vector_sub,
+    |fcinfo| {
+        // SAFETY: two sq8vector arguments.
+        unsafe { elementwise(fcinfo, |x, y| x - y) }
+    }
+);
+
+pg_fn!(
+    /// `sq8vector * sq8vector` (element-wise).
+    sq8vector_mul,
+    |fcinfo| {
+        // SAFETY: two sq8vector arguments.
+        unsafe { elementwise(fcinfo, |x, y| x * y) }
     }
 );
 
