@@ -617,6 +617,7 @@ fn load_dataset(args: &Args, metric: Metric) -> Result<Dataset> {
                     _ => true,
                 };
                 if whole {
+                    println!("ground truth: read from {}", gt.display());
                     Some(data::read_truth(gt, args.queries)?)
                 } else {
                     println!("--rows truncates the base file: ignoring --ground-truth, computing exact neighbours");
