@@ -40,20 +40,24 @@ fn opclass(metric: Metric) -> &'static str {
     }
 }
 
-/// Top-k ids for each query through the index (seq scans disabled).
-pub fn index_results(table: &str, metric: Metric, queries: &[f32], dims: usize, k: usize) -> Vec<Vec<u32>> {
-    Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+/// Top-k ids for each query, ordered by `v <op> query` followed by `then` (e.g. ", id").
+pub fn top_ids(table: &str, op: &str, queries: &[f32], dims: usize, k: usize, then: &str) -> Vec<Vec<u32>> {
     queries
         .chunks_exact(dims)
         .map(|q| {
             let sql = format!(
-                "SELECT array_agg(id) FROM (SELECT id FROM {table} ORDER BY v {} '{}' LIMIT {k}) s",
-                operator(metric),
+                "SELECT array_agg(id) FROM (SELECT id FROM {table} ORDER BY v {op} '{}'{then} LIMIT {k}) s",
                 format_vector(q)
             );
             Spi::get_one::<Vec<i32>>(&sql).unwrap().unwrap_or_default().into_iter().map(|i| i as u32).collect()
         })
         .collect()
+}
+
+/// Top-k ids for each query through the index (seq scans disabled).
+pub fn index_results(table: &str, metric: Metric, queries: &[f32], dims: usize, k: usize) -> Vec<Vec<u32>> {
+    Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+    top_ids(table, operator(metric), queries, dims, k, "")
 }
 
 /// Builds an index with `options` for each metric and asserts recall@10 >= `threshold`.

@@ -256,20 +256,6 @@ fn load_sq8_table(name: &str, dims: usize, data: &[f32]) {
     Spi::run(&format!("DROP TABLE {name}_src")).unwrap();
 }
 
-/// Top-10 ids per query by a sequential scan with the sq8vector operator (exact search).
-fn sq8_exact_results(table: &str, op: &str, queries: &[f32], dims: usize) -> Vec<Vec<u32>> {
-    queries
-        .chunks_exact(dims)
-        .map(|q| {
-            let sql = format!(
-                "SELECT array_agg(id) FROM (SELECT id FROM {table} ORDER BY v {op} '{}', id LIMIT 10) s",
-                format_vector(q)
-            );
-            Spi::get_one::<Vec<i32>>(&sql).unwrap().unwrap_or_default().into_iter().map(|i| i as u32).collect()
-        })
-        .collect()
-}
-
 /// qhnsw over an sq8vector column: each opclass reaches sq8 recall against the exact
 /// sequential scan with the same operator, EXPLAIN uses the index, inserts are found.
 #[pg_test]
@@ -281,7 +267,8 @@ fn sq8vector_qhnsw_recall_per_metric() {
     let metrics = [("sq8vector_l2_ops", "<->"), ("sq8vector_ip_ops", "<#>"), ("sq8vector_cosine_ops", "<=>")];
     let truths: Vec<_> = metrics
         .iter()
-        .map(|(_, op)| sq8_exact_results("sq_idx", op, &queries, dims))
+        // Exact search: the sequential scan with the same operator (ties by id).
+        .map(|(_, op)| top_ids("sq_idx", op, &queries, dims, 10, ", id"))
         .collect();
     for ((opclass, op), truth) in metrics.iter().zip(&truths) {
         for quantizer in ["sq8", "binary"] {
@@ -295,7 +282,7 @@ fn sq8vector_qhnsw_recall_per_metric() {
                 format_vector(&queries[..dims])
             ));
             assert!(plan.contains("Index Scan using sq_idx_idx"), "{plan}");
-            let got = sq8_exact_results("sq_idx", op, &queries, dims);
+            let got = top_ids("sq_idx", op, &queries, dims, 10, "");
             let recall = recall_at(10, truth, &got);
             pgrx::log!("sq8vector {opclass} {quantizer}: recall@10 {recall:.4}");
             let threshold = if quantizer == "sq8" { 0.97 } else { 0.93 };
