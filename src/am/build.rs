@@ -255,6 +255,16 @@ fn page_capacity() -> usize {
         - super::buffer::SPECIAL_BYTES
 }
 
+/// Element shape of an index built with `opts` for `dims` dimensions and `code_len`-byte codes.
+fn options_shape(opts: &QhnswOptions, dims: usize, code_len: usize) -> ElementShape {
+    ElementShape {
+        m: opts.m,
+        code_len,
+        dims,
+        float16_copy: opts.rerank == RerankSource::Float16,
+    }
+}
+
 /// ERRORs (54000) unless an element of `shape` fits on a page at the highest level
 /// a node can get; `what` names the configuration in the message.
 pub fn check_element_fits(shape: ElementShape, what: &str) {
@@ -495,14 +505,8 @@ pub unsafe extern "C-unwind" fn ambuild(
             pq_bits: opts.pq_bits,
             ..QuantizerConfig::default()
         };
-        let shape = ElementShape {
-            m: opts.m,
-            code_len: config.code_len(dims),
-            dims,
-            float16_copy: opts.rerank == RerankSource::Float16,
-        };
         check_element_fits(
-            shape,
+            options_shape(&opts, dims, config.code_len(dims)),
             &format!("{dims} dimensions with quantizer '{}'", kind.name()),
         );
     }
@@ -616,12 +620,7 @@ pub fn write_graph(
         .par_chunks(dims)
         .flat_map_iter(|row| quantizer.encode_to_vec(row))
         .collect();
-    let shape = ElementShape {
-        m: opts.m,
-        code_len,
-        dims,
-        float16_copy: opts.rerank == RerankSource::Float16,
-    };
+    let shape = options_shape(opts, dims, code_len);
     check_element_fits(
         shape,
         &format!(
