@@ -576,6 +576,25 @@ struct RecallReport {
     short: usize,
 }
 
+impl RecallReport {
+    /// Prints the figures under `what`, panics if a row outside the live set came back,
+    /// and returns the recall.
+    fn live_only(&self, what: &str) -> f64 {
+        println!(
+            "  recall@10 {what}: {:.4} (ids outside the live set returned: {}, short results: {})",
+            self.recall,
+            self.foreign.len(),
+            self.short
+        );
+        assert!(
+            self.foreign.is_empty(),
+            "{what}: ids outside the live set returned: {:?}",
+            &self.foreign[..self.foreign.len().min(20)]
+        );
+        self.recall
+    }
+}
+
 fn recall_at_k(
     c: &mut Client,
     table: &str,
@@ -698,34 +717,12 @@ fn delete_vacuum_recall_and_space_reuse() {
     let survivors: Vec<i64> = (1..=n).filter(|id| id % 4 == 0).collect();
     println!("  deleted {deleted} rows, {} survivors", survivors.len());
 
-    let default_ef = recall_at_k(&mut c, "t", &data, &survivors, 50, 10);
-    println!(
-        "  recall@10 over survivors, default ef_search: {:.4} (deleted ids returned: {}, short results: {})",
-        default_ef.recall,
-        default_ef.foreign.len(),
-        default_ef.short
-    );
-    assert!(
-        default_ef.foreign.is_empty(),
-        "deleted ids returned: {:?}",
-        &default_ef.foreign[..default_ef.foreign.len().min(20)]
-    );
-    let mut recall = default_ef.recall;
+    let mut recall = recall_at_k(&mut c, "t", &data, &survivors, 50, 10)
+        .live_only("over survivors, default ef_search");
     if recall < 0.95 {
         c.batch_execute("SET qhnsw.ef_search = 100").unwrap();
-        let ef100 = recall_at_k(&mut c, "t", &data, &survivors, 50, 10);
-        println!(
-            "  default ef_search below 0.95 -> SET qhnsw.ef_search = 100: recall@10 {:.4} (deleted ids returned: {}, short: {})",
-            ef100.recall,
-            ef100.foreign.len(),
-            ef100.short
-        );
-        assert!(
-            ef100.foreign.is_empty(),
-            "deleted ids returned at ef_search=100: {:?}",
-            &ef100.foreign[..ef100.foreign.len().min(20)]
-        );
-        recall = ef100.recall;
+        recall = recall_at_k(&mut c, "t", &data, &survivors, 50, 10)
+            .live_only("over survivors, default ef_search below 0.95 -> ef_search = 100");
         c.batch_execute("RESET qhnsw.ef_search").unwrap();
     } else {
         println!("  (default ef_search sufficient)");
@@ -756,19 +753,9 @@ fn delete_vacuum_recall_and_space_reuse() {
         size_reinserted as f64 / size_built as f64
     );
     let new_ids: Vec<i64> = (n + 1..=2 * n).collect();
-    let re = recall_at_k(&mut c, "t", &data, &new_ids, 50, 10);
-    println!(
-        "  recall@10 after re-insert (informative): {:.4} (old ids returned: {}, short: {})",
-        re.recall,
-        re.foreign.len(),
-        re.short
-    );
+    recall_at_k(&mut c, "t", &data, &new_ids, 50, 10)
+        .live_only("after re-insert (informative; old ids must not come back)");
     println!("  test time {:.1} s", started.elapsed().as_secs_f64());
-    assert!(
-        re.foreign.is_empty(),
-        "deleted (old) ids returned after re-insert: {:?}",
-        &re.foreign[..re.foreign.len().min(20)]
-    );
     assert!(
         size_reinserted as f64 <= 1.1 * size_built as f64,
         "index did not reuse space: {size_reinserted} B after DELETE all + VACUUM + re-insert vs {size_built} B built ({:.3}x > 1.1x)",
