@@ -1,55 +1,66 @@
 #!/usr/bin/env bash
 # README command (2): run every test. Installs whatever is missing first. Idempotent.
+#   0. lint: `cargo fmt --check` and `cargo clippy --all-targets -D warnings`
 #   1. plain `cargo test` of the Postgres-free core (kernels, quantizers, graph, formats)
-#   2. `cargo pgrx test`: in-server tests of the type and the index on a throwaway cluster
-#   3. server-level integration tests (tests/integration.rs): their own throwaway clusters
-#      for DELETE + VACUUM, kill -9 crash loops, a streaming replica and concurrent clients
+#   2. `cargo pgrx test`: in-server tests of the types and the index on a throwaway cluster
+#   3. server-level tests (tests/*.rs): their own throwaway clusters for DELETE + VACUUM,
+#      kill -9 crash loops, a streaming replica, concurrent clients, cancelled builds
+# Every step prints its wall time; the last line is "N passed, N failed".
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+t0=$(date +%s)
 install_system_packages
 install_cargo_pgrx
+log "set-up done in $(($(date +%s) - t0)) s"
 
 cd "${REPO_DIR}"
 LOG_DIR="$(mktemp -d)"
 summary=()
 status=0
 
-log "core unit tests (cargo test --release --lib)"
-if cargo test --release --lib 2>&1 | tee "${LOG_DIR}/core.log"; then
-    summary+=("core: $(grep -E '^test result' "${LOG_DIR}/core.log" | tail -1)")
-else
-    status=1
-    summary+=("core: FAILED")
-fi
+# step NAME LOG COMMAND...: runs a step, records its summary line and wall time.
+step() {
+    local name="$1" logf="$2"
+    shift 2
+    local start
+    start=$(date +%s)
+    log "${name}"
+    if "$@" 2>&1 | tee "${logf}"; then
+        summary+=("${name}: $(grep -E '^test result' "${logf}" | paste -sd '|') ($(($(date +%s) - start)) s)")
+    else
+        status=1
+        summary+=("${name}: FAILED ($(($(date +%s) - start)) s)")
+    fi
+}
 
-log "in-server tests (cargo pgrx test pg${PG_MAJOR})"
+# Formatting and lints of every target, in-server tests included.
+lint() {
+    cargo fmt --all -- --check && cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
+}
+step "lint (cargo fmt --check, cargo clippy -D warnings)" "${LOG_DIR}/lint.log" lint
+
+step "core unit tests (cargo test --release --lib)" "${LOG_DIR}/core.log" \
+    cargo test --release --lib
+
 TEST_PGDATA="${VQ_HOME}/test-pgdata"
 mkdir -p "${VQ_HOME}"
 chown postgres:postgres "${VQ_HOME}"
 rm -rf "${TEST_PGDATA}"
-if cargo pgrx test "pg${PG_MAJOR}" --release --runas postgres --pgdata "${TEST_PGDATA}" 2>&1 | tee "${LOG_DIR}/pg.log"; then
-    summary+=("in-server: $(grep -E '^test result' "${LOG_DIR}/pg.log" | paste -sd '|')")
-else
-    status=1
-    summary+=("in-server: FAILED")
-fi
+step "in-server tests (cargo pgrx test pg${PG_MAJOR})" "${LOG_DIR}/pg.log" \
+    cargo pgrx test "pg${PG_MAJOR}" --release --runas postgres --pgdata "${TEST_PGDATA}"
 
-# (marked #[ignore] so that `cargo pgrx test` above, which runs every test target, leaves them to this step)
-log "server-level integration tests (cargo test --release --test integration -- --ignored)"
-# Installs the extension into the system PostgreSQL first, so this step also works alone.
-: >"${LOG_DIR}/integration.log"
-if install_extension 2>&1 | tee "${LOG_DIR}/install.log" &&
-    cargo test --release --test integration -- --ignored --test-threads=1 --nocapture 2>&1 | tee "${LOG_DIR}/integration.log"; then
-    summary+=("integration: $(grep -E '^test result' "${LOG_DIR}/integration.log" | tail -1)")
-else
-    status=1
-    summary+=("integration: FAILED")
-fi
+# Marked #[ignore] so that `cargo pgrx test` above, which runs every test target, leaves
+# them to this step. Installs the extension into the system PostgreSQL first.
+server_tests() {
+    install_extension && cargo test --release --test '*' -- --ignored --test-threads=1 --nocapture
+}
+step "server-level tests (cargo test --release --test '*' -- --ignored)" "${LOG_DIR}/integration.log" server_tests
 
-log "summary"
+log "summary (total $(($(date +%s) - t0)) s)"
 printf '%s\n' "${summary[@]}"
-passed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' "${LOG_DIR}/core.log" "${LOG_DIR}/pg.log" "${LOG_DIR}/integration.log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -hoE '[0-9]+ failed' "${LOG_DIR}/core.log" "${LOG_DIR}/pg.log" "${LOG_DIR}/integration.log" | awk '{s+=$1} END {print s+0}')
+logs=("${LOG_DIR}"/core.log "${LOG_DIR}"/pg.log "${LOG_DIR}"/integration.log)
+passed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' "${logs[@]}" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "${logs[@]}" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 if [ "${status}" -ne 0 ] && [ "${failed}" -eq 0 ]; then failed=1; fi
 echo "${passed} passed, ${failed} failed"
 exit "${status}"
