@@ -551,13 +551,10 @@ fn streaming_replica_identical_results() {
 // 5. Concurrency
 // ---------------------------------------------------------------------------------
 
-/// Lookups that missed once during the concurrent run and succeeded on a retry.
-static TRANSIENT_MISSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 #[test]
 #[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
 fn concurrent_clients_with_vacuum() {
-    println!("\n=== concurrency: 7 mixed clients + 1 VACUUM loop for 20 s (32 dims, sq8) ===");
+    println!("\n=== concurrency: 7 mixed clients + 1 VACUUM loop for 60 s (32 dims, sq8) ===");
     let started = Instant::now();
     let cluster = Cluster::primary("concur");
     let data = Data::new(32, 20, 5);
@@ -572,7 +569,7 @@ fn concurrent_clients_with_vacuum() {
     let stop = Arc::new(AtomicBool::new(false));
     let next_id = Arc::new(AtomicI64::new(initial + 1));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
-    let duration = Duration::from_secs(20);
+    let duration = Duration::from_secs(60);
 
     struct Stats {
         live: Vec<i64>,
@@ -661,15 +658,8 @@ fn concurrent_clients_with_vacuum() {
                     match knn(&mut c, &knn_stmt, &q, 10) {
                         Ok(ids) => {
                             s.searches += 1;
-                            let short = ids.len() != 10
-                                && (0..5).all(|_| {
-                                    std::thread::sleep(std::time::Duration::from_millis(100));
-                                    !matches!(knn(&mut c, &knn_stmt, &q, 10), Ok(again) if again.len() == 10)
-                                });
-                            if ids.len() != 10 && !short {
-                                TRANSIENT_MISSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            }
-                            if short {
+                            // Thousands of live rows: a top-10 query always has 10 answers.
+                            if ids.len() != 10 {
                                 errs.lock()
                                     .unwrap()
                                     .push(format!("worker {w} search returned {} rows", ids.len()));
@@ -687,24 +677,11 @@ fn concurrent_clients_with_vacuum() {
                     let id = s.live[rng.below(s.live.len())];
                     match exact_match(&mut c, &exact_stmt, &d, id) {
                         Ok(true) => s.exact += 1,
-                        Ok(false) => {
-                            // While other clients prune lists and VACUUM repairs around
-                            // deleted nodes, a committed row can be briefly unreachable;
-                            // it must be found again within a few retries (and always at
-                            // the end of the run, checked below).
-                            let healed = (0..5).any(|_| {
-                                std::thread::sleep(std::time::Duration::from_millis(100));
-                                matches!(exact_match(&mut c, &exact_stmt, &d, id), Ok(true))
-                            });
-                            if healed {
-                                s.exact += 1;
-                                TRANSIENT_MISSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            } else {
-                                errs.lock().unwrap().push(format!(
-                                    "worker {w}: committed row {id} not found by exact match (5 retries)"
-                                ));
-                            }
-                        }
+                        // No retry: the locking protocol must keep every committed row
+                        // reachable at every moment (issue 11 item 5).
+                        Ok(false) => errs.lock().unwrap().push(format!(
+                            "worker {w}: committed row {id} not found by exact match"
+                        )),
                         Err(e) => errs
                             .lock()
                             .unwrap()
@@ -766,6 +743,8 @@ fn concurrent_clients_with_vacuum() {
         present, live_set,
         "table content differs from the committed inserts minus deletes"
     );
+    c.batch_execute("VACUUM t").unwrap();
+    let counted = index_vectors(&mut c, "t_idx");
     let check = run_qhnsw_check(&mut c, "t_idx");
     force_index(&mut c, "t", "t_idx", &data);
     let t = Instant::now();
@@ -797,10 +776,6 @@ fn concurrent_clients_with_vacuum() {
         *kinds.entry(kind).or_default() += 1;
     }
     println!("  errors during the run by kind: {kinds:?}");
-    println!(
-        "  transient misses during the run (found again on a retry): {}",
-        TRANSIENT_MISSES.load(std::sync::atomic::Ordering::Relaxed)
-    );
     assert!(
         errs.is_empty(),
         "{} errors during the concurrent run, first: {:?}",
@@ -820,6 +795,110 @@ fn concurrent_clients_with_vacuum() {
         &missed[..missed.len().min(10)]
     );
     check.expect("qhnsw_check after the concurrent run");
+    assert_eq!(
+        counted,
+        live.len() as i64,
+        "qhnsw_index_meta vectors after the run and a VACUUM"
+    );
+}
+
+/// The `vectors` column of `qhnsw_index_meta`.
+fn index_vectors(c: &mut Client, index: &str) -> i64 {
+    c.query_one(
+        "SELECT vectors FROM qhnsw_index_meta($1::text::regclass)",
+        &[&index],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Issue 11 item 3: 4 insert-only clients add 3,143 rows to a 3,000-row index; every row
+/// is then its own nearest neighbour through the index and `qhnsw_check` is clean (before
+/// the fix: 7 lookups returned another row and 2 live nodes were unreachable).
+#[test]
+#[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
+fn concurrent_inserts_stay_reachable() {
+    println!("\n=== concurrency: 4 insert-only clients, 3000 + 3143 rows (32 dims, sq8) ===");
+    let started = Instant::now();
+    let cluster = Cluster::primary("inserts");
+    let data = Data::new(32, 20, 11);
+    let (initial, added, clients) = (3000i64, 3143i64, 4i64);
+    {
+        let mut c = cluster.connect();
+        setup_table(&mut c, "t", 32);
+        copy_rows(&mut c, "t", &data, 1..=initial);
+        create_index(&mut c, "t", "t_idx");
+    }
+    let handles: Vec<_> = (0..clients)
+        .map(|w| {
+            let (ci, d) = (cluster.conninfo(), data.clone());
+            thread::spawn(move || {
+                let mut c = Client::connect(&ci, NoTls).expect("connect");
+                let stmt = c
+                    .prepare("INSERT INTO t (id, v) VALUES ($1, $2::text::qvector)")
+                    .unwrap();
+                let ids: Vec<i64> = (initial + 1..=initial + added)
+                    .filter(|id| id % clients == w)
+                    .collect();
+                for id in &ids {
+                    c.execute(&stmt, &[id, &vtext(&d.row(*id))]).unwrap();
+                }
+                ids.len()
+            })
+        })
+        .collect();
+    let inserted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(inserted as i64, added);
+    let mut c = cluster.connect();
+    let all: Vec<i64> = (1..=initial + added).collect();
+    let check = run_qhnsw_check(&mut c, "t_idx");
+    force_index(&mut c, "t", "t_idx", &data);
+    let missed = check_reachable(&mut c, "t", &data, &all);
+    let counted = index_vectors(&mut c, "t_idx");
+    println!(
+        "  {} rows: exact-match misses {}; qhnsw_index_meta vectors {counted}; test time {:.1} s",
+        all.len(),
+        missed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        missed.is_empty(),
+        "{} of {} rows not found by exact match (first: {:?})",
+        missed.len(),
+        all.len(),
+        &missed[..missed.len().min(10)]
+    );
+    check.expect("qhnsw_check after concurrent inserts");
+    assert_eq!(counted, initial + added, "vectors after the inserts");
+}
+
+/// Issue 11 item 9: `vectors` follows inserts, deletes and VACUUM (it showed the build
+/// count: 1000 instead of 1200).
+#[test]
+#[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
+fn live_count_after_delete_and_vacuum() {
+    println!("\n=== live count: 1000 built + 200 inserted, 100 deleted + VACUUM ===");
+    let cluster = Cluster::primary("count");
+    let data = Data::new(32, 20, 13);
+    let mut c = cluster.connect();
+    setup_table(&mut c, "t", 32);
+    copy_rows(&mut c, "t", &data, 1..=1000);
+    create_index(&mut c, "t", "t_idx");
+    assert_eq!(index_vectors(&mut c, "t_idx"), 1000);
+    copy_rows(&mut c, "t", &data, 1001..=1200);
+    assert_eq!(index_vectors(&mut c, "t_idx"), 1200);
+    c.batch_execute("DELETE FROM t WHERE id % 12 = 0").unwrap();
+    c.batch_execute("VACUUM t").unwrap();
+    assert_eq!(index_vectors(&mut c, "t_idx"), 1100);
+    let view: i64 = c
+        .query_one(
+            "SELECT vectors FROM qhnsw_indexes WHERE indexname = 't_idx'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(view, 1100, "qhnsw_indexes.vectors");
+    run_qhnsw_check(&mut c, "t_idx").expect("qhnsw_check");
 }
 
 // ---------------------------------------------------------------------------------
