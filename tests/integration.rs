@@ -10,7 +10,11 @@
 //! - `streaming_replica_identical_results`: a `pg_basebackup -R` standby returns the
 //!   same top-10 ids as the primary after build, delete, VACUUM and inserts.
 //! - `concurrent_clients_with_vacuum`: 8 clients mix inserts, deletes, searches and
-//!   VACUUM; no errors, every surviving row still reachable.
+//!   VACUUM for 60 s; zero missed exact-match lookups (no retries), every surviving row
+//!   reachable, `qhnsw_check` clean, the live count right.
+//! - `concurrent_inserts_stay_reachable`: 4 insert-only clients; every row is its own
+//!   nearest neighbour afterwards and `qhnsw_check` is clean.
+//! - `live_count_after_delete_and_vacuum`: `vectors` follows inserts, DELETE and VACUUM.
 //!
 //! The extension must be installed in the PostgreSQL whose binaries `VQ_PG_BIN` names
 //! (default Debian's 15: `cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config`).
@@ -265,8 +269,11 @@ fn crash_client(
 fn crash_checks(cluster: &Cluster, data: &Data, track: &Track, label: &str) -> Vec<String> {
     let mut failures = Vec::new();
     let mut c = cluster.connect();
+    // Informative: a node whose insert the crash interrupted before it was linked is
+    // unreachable, but its transaction aborted, so its row is dead; VACUUM removes it
+    // (checked below). Committed rows must be reachable right away (checked next).
     if let Err(e) = run_qhnsw_check(&mut c, "t_idx") {
-        failures.push(format!("{label}: {e}"));
+        println!("  {label}: before VACUUM: {e}");
     }
     let present = all_ids(&mut c, "t");
     let missing_heap: Vec<i64> = track
@@ -336,6 +343,10 @@ fn crash_checks(cluster: &Cluster, data: &Data, track: &Track, label: &str) -> V
     }
     if r.recall < 0.9 {
         failures.push(format!("{label}: recall@10 {:.4} < 0.9", r.recall));
+    }
+    c.batch_execute("VACUUM t").unwrap();
+    if let Err(e) = run_qhnsw_check(&mut c, "t_idx") {
+        failures.push(format!("{label}: after VACUUM: {e}"));
     }
     failures
 }
@@ -551,13 +562,10 @@ fn streaming_replica_identical_results() {
 // 5. Concurrency
 // ---------------------------------------------------------------------------------
 
-/// Lookups that missed once during the concurrent run and succeeded on a retry.
-static TRANSIENT_MISSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 #[test]
 #[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
 fn concurrent_clients_with_vacuum() {
-    println!("\n=== concurrency: 7 mixed clients + 1 VACUUM loop for 20 s (32 dims, sq8) ===");
+    println!("\n=== concurrency: 7 mixed clients + 1 VACUUM loop for 60 s (32 dims, sq8) ===");
     let started = Instant::now();
     let cluster = Cluster::primary("concur");
     let data = Data::new(32, 20, 5);
@@ -572,7 +580,7 @@ fn concurrent_clients_with_vacuum() {
     let stop = Arc::new(AtomicBool::new(false));
     let next_id = Arc::new(AtomicI64::new(initial + 1));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
-    let duration = Duration::from_secs(20);
+    let duration = Duration::from_secs(60);
 
     struct Stats {
         live: Vec<i64>,
@@ -661,15 +669,8 @@ fn concurrent_clients_with_vacuum() {
                     match knn(&mut c, &knn_stmt, &q, 10) {
                         Ok(ids) => {
                             s.searches += 1;
-                            let short = ids.len() != 10
-                                && (0..5).all(|_| {
-                                    std::thread::sleep(std::time::Duration::from_millis(100));
-                                    !matches!(knn(&mut c, &knn_stmt, &q, 10), Ok(again) if again.len() == 10)
-                                });
-                            if ids.len() != 10 && !short {
-                                TRANSIENT_MISSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            }
-                            if short {
+                            // Thousands of live rows: a top-10 query always has 10 answers.
+                            if ids.len() != 10 {
                                 errs.lock()
                                     .unwrap()
                                     .push(format!("worker {w} search returned {} rows", ids.len()));
@@ -687,24 +688,11 @@ fn concurrent_clients_with_vacuum() {
                     let id = s.live[rng.below(s.live.len())];
                     match exact_match(&mut c, &exact_stmt, &d, id) {
                         Ok(true) => s.exact += 1,
-                        Ok(false) => {
-                            // While other clients prune lists and VACUUM repairs around
-                            // deleted nodes, a committed row can be briefly unreachable;
-                            // it must be found again within a few retries (and always at
-                            // the end of the run, checked below).
-                            let healed = (0..5).any(|_| {
-                                std::thread::sleep(std::time::Duration::from_millis(100));
-                                matches!(exact_match(&mut c, &exact_stmt, &d, id), Ok(true))
-                            });
-                            if healed {
-                                s.exact += 1;
-                                TRANSIENT_MISSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            } else {
-                                errs.lock().unwrap().push(format!(
-                                    "worker {w}: committed row {id} not found by exact match (5 retries)"
-                                ));
-                            }
-                        }
+                        // No retry: the locking protocol must keep every committed row
+                        // reachable at every moment (issue 11 item 5).
+                        Ok(false) => errs.lock().unwrap().push(format!(
+                            "worker {w}: committed row {id} not found by exact match"
+                        )),
                         Err(e) => errs
                             .lock()
                             .unwrap()
@@ -766,6 +754,10 @@ fn concurrent_clients_with_vacuum() {
         present, live_set,
         "table content differs from the committed inserts minus deletes"
     );
+    // INDEX_CLEANUP ON: with few dead rows VACUUM may otherwise skip the index, whose
+    // count then still includes them.
+    c.batch_execute("VACUUM (INDEX_CLEANUP ON) t").unwrap();
+    let counted = index_vectors(&mut c, "t_idx");
     let check = run_qhnsw_check(&mut c, "t_idx");
     force_index(&mut c, "t", "t_idx", &data);
     let t = Instant::now();
@@ -797,10 +789,6 @@ fn concurrent_clients_with_vacuum() {
         *kinds.entry(kind).or_default() += 1;
     }
     println!("  errors during the run by kind: {kinds:?}");
-    println!(
-        "  transient misses during the run (found again on a retry): {}",
-        TRANSIENT_MISSES.load(std::sync::atomic::Ordering::Relaxed)
-    );
     assert!(
         errs.is_empty(),
         "{} errors during the concurrent run, first: {:?}",
@@ -820,6 +808,132 @@ fn concurrent_clients_with_vacuum() {
         &missed[..missed.len().min(10)]
     );
     check.expect("qhnsw_check after the concurrent run");
+    assert_eq!(
+        counted,
+        live.len() as i64,
+        "qhnsw_index_meta vectors after the run and a VACUUM"
+    );
+}
+
+/// The `vectors` column of `qhnsw_index_meta`.
+fn index_vectors(c: &mut Client, index: &str) -> i64 {
+    c.query_one(
+        "SELECT vectors FROM qhnsw_index_meta($1::text::regclass)",
+        &[&index],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Issue 11 item 3: 4 insert-only clients add 3,143 rows to a 3,000-row index; every row
+/// is then its own nearest neighbour through the index and `qhnsw_check` is clean (before
+/// the fix: lookups returned another row and `qhnsw_check` found live nodes unreachable).
+#[test]
+#[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
+fn concurrent_inserts_stay_reachable() {
+    println!(
+        "\n=== concurrency: 4 insert-only clients, 3000 + 3143 rows (32 dims, sq8), 3 rounds ==="
+    );
+    let started = Instant::now();
+    let cluster = Cluster::primary("inserts");
+    let (initial, added, clients) = (3000i64, 3143i64, 4i64);
+    let mut failures = Vec::new();
+    // Three independent rounds (own table, own data): the races are timing-dependent.
+    for round in 1..=3u64 {
+        let table = format!("t{round}");
+        let index = format!("t{round}_idx");
+        let data = Data::new(32, 20, 10 + round);
+        {
+            let mut c = cluster.connect();
+            setup_table(&mut c, &table, 32);
+            copy_rows(&mut c, &table, &data, 1..=initial);
+            create_index(&mut c, &table, &index);
+        }
+        let handles: Vec<_> = (0..clients)
+            .map(|w| {
+                let (ci, d, table) = (cluster.conninfo(), data.clone(), table.clone());
+                thread::spawn(move || {
+                    let mut c = Client::connect(&ci, NoTls).expect("connect");
+                    // Batches of 50 rows per statement keep every backend inserting back
+                    // to back, so the clients' neighbour-list updates overlap.
+                    let stmt = c
+                        .prepare(&format!(
+                            "INSERT INTO {table} (id, v) SELECT id, v::qvector FROM unnest($1::int8[], $2::text[]) AS u(id, v)"
+                        ))
+                        .unwrap();
+                    let ids: Vec<i64> = (initial + 1..=initial + added)
+                        .filter(|id| id % clients == w)
+                        .collect();
+                    for batch in ids.chunks(50) {
+                        let vectors: Vec<String> =
+                            batch.iter().map(|id| vtext(&d.row(*id))).collect();
+                        c.execute(&stmt, &[&batch.to_vec(), &vectors]).unwrap();
+                    }
+                    ids.len()
+                })
+            })
+            .collect();
+        let inserted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(inserted as i64, added);
+        let mut c = cluster.connect();
+        let all: Vec<i64> = (1..=initial + added).collect();
+        if let Err(e) = run_qhnsw_check(&mut c, &index) {
+            failures.push(format!("round {round}: {e}"));
+        }
+        force_index(&mut c, &table, &index, &data);
+        let missed = check_reachable(&mut c, &table, &data, &all);
+        let counted = index_vectors(&mut c, &index);
+        println!(
+            "  round {round}: {} rows: exact-match misses {}; qhnsw_index_meta vectors {counted}",
+            all.len(),
+            missed.len(),
+        );
+        if !missed.is_empty() {
+            failures.push(format!(
+                "round {round}: {} of {} rows not found by exact match (first: {:?})",
+                missed.len(),
+                all.len(),
+                &missed[..missed.len().min(10)]
+            ));
+        }
+        if counted != initial + added {
+            failures.push(format!(
+                "round {round}: vectors {counted}, expected {}",
+                initial + added
+            ));
+        }
+    }
+    println!("  test time {:.1} s", started.elapsed().as_secs_f64());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Issue 11 item 9: `vectors` follows inserts, deletes and VACUUM (it showed the build
+/// count: 1000 instead of 1200).
+#[test]
+#[ignore = "starts its own PostgreSQL servers: scripts/test.sh step 3 runs it with --ignored"]
+fn live_count_after_delete_and_vacuum() {
+    println!("\n=== live count: 1000 built + 200 inserted, 100 deleted + VACUUM ===");
+    let cluster = Cluster::primary("count");
+    let data = Data::new(32, 20, 13);
+    let mut c = cluster.connect();
+    setup_table(&mut c, "t", 32);
+    copy_rows(&mut c, "t", &data, 1..=1000);
+    create_index(&mut c, "t", "t_idx");
+    assert_eq!(index_vectors(&mut c, "t_idx"), 1000);
+    copy_rows(&mut c, "t", &data, 1001..=1200);
+    assert_eq!(index_vectors(&mut c, "t_idx"), 1200);
+    c.batch_execute("DELETE FROM t WHERE id % 12 = 0").unwrap();
+    c.batch_execute("VACUUM (INDEX_CLEANUP ON) t").unwrap();
+    assert_eq!(index_vectors(&mut c, "t_idx"), 1100);
+    let view: i64 = c
+        .query_one(
+            "SELECT vectors FROM qhnsw_indexes WHERE indexname = 't_idx'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(view, 1100, "qhnsw_indexes.vectors");
+    run_qhnsw_check(&mut c, "t_idx").expect("qhnsw_check");
 }
 
 // ---------------------------------------------------------------------------------

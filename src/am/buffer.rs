@@ -24,9 +24,46 @@ pub struct PageSpecial {
 pub const SPECIAL_BYTES: usize = std::mem::size_of::<PageSpecial>();
 const _: () = assert!(SPECIAL_BYTES == 8);
 
-/// Reads the pinned buffer of a block in the main fork.
+thread_local! {
+    /// The largest block count seen per relation file (dbNode, relNode): a relation file
+    /// never shrinks (TRUNCATE and REINDEX make a new one), so a block below it exists.
+    static KNOWN_BLOCKS: std::cell::Cell<(u32, u32, u32)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+/// Raises XX002 unless `block` exists: every block number read from a page (neighbour,
+/// entry point, insert page, quantizer pages) is checked before bufmgr sees it, which
+/// would otherwise fail with "could not read block" or open a segment file that is not there.
+fn check_block(rel: pg_sys::Relation, block: u32) {
+    // SAFETY: rel is open; rd_node identifies its current relation file.
+    let (db, file) = unsafe {
+        (
+            (*rel).rd_node.dbNode.to_u32(),
+            (*rel).rd_node.relNode.to_u32(),
+        )
+    };
+    let (cached_db, cached_file, known) = KNOWN_BLOCKS.with(|k| k.get());
+    if (cached_db, cached_file) == (db, file) && block < known {
+        return;
+    }
+    let nblocks = block_count(rel);
+    KNOWN_BLOCKS.with(|k| k.set((db, file, nblocks)));
+    if block >= nblocks {
+        raise_corrupt(
+            rel,
+            block,
+            &LayoutError::Corrupt(format!(
+                "block {block} is beyond the end of the index ({nblocks} blocks)"
+            )),
+        );
+    }
+}
+
+/// Reads the pinned buffer of a block in the main fork (P_NEW extends the relation).
 fn read_buffer(rel: pg_sys::Relation, block: u32) -> pg_sys::Buffer {
-    // SAFETY: rel is an open index relation; an out-of-range block ERRORs in bufmgr.
+    if block != pg_sys::InvalidBlockNumber {
+        check_block(rel, block);
+    }
+    // SAFETY: rel is an open index relation; the block exists (checked above) or is P_NEW.
     unsafe {
         pg_sys::ReadBufferExtended(
             rel,

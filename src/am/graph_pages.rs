@@ -2,6 +2,8 @@
 //! the page guards, so scans and inserts run the same algorithms (src/graph) as the
 //! in-memory build. Each access locks one page at a time (share for reads, exclusive
 //! plus GenericXLog for writes), so no lock ordering between pages can deadlock.
+//! Which index-level locks the callers hold is decided in `locks.rs`: pruning a full
+//! list (the only way an insert removes a link) runs under the LINK lock.
 
 use super::buffer::{raise_corrupt, PageRead, PageWrite};
 use super::pages::{node_location, set_neighbors, ElementRef, ElementShape, MetaPage, PageKind};
@@ -94,10 +96,19 @@ impl GraphWrite for PageGraph<'_> {
         })
     }
 
+    /// Writes the new node's own list. Concurrent inserts may already have appended
+    /// back-links to it (they find the node through its upper layers); those are kept
+    /// first, since a node that counts on one would otherwise lose its only in-link.
     fn set_neighbors(&mut self, id: u32, layer: usize, neighbors: &[u32]) {
         let (block, offset) = node_location(id);
         let mut page = PageWrite::new(self.index, block, PageKind::Graph);
-        set_neighbors(page.item_mut(offset), self.shape, layer, neighbors);
+        let current: Vec<u32> = match ElementRef::parse(page.item_mut(offset), self.shape) {
+            Ok(e) => e.neighbors(layer).collect(),
+            Err(e) => raise_corrupt(self.index, block, &e),
+        };
+        let mut list = current.clone();
+        list.extend(neighbors.iter().copied().filter(|n| !current.contains(n)));
+        set_neighbors(page.item_mut(offset), self.shape, layer, &list);
         page.commit();
     }
 
@@ -107,20 +118,21 @@ impl GraphWrite for PageGraph<'_> {
         with_element(self.index, self.shape, id, |e| !e.is_deleted())
     }
 
+    /// Raises the entry point (monotone: only an empty index or a higher level changes it).
     fn set_entry_point(&mut self, id: u32, level: usize) {
-        let mut meta = super::meta::read_meta(self.index);
-        if meta.entry_node == super::pages::INVALID_NODE || level > meta.entry_level as usize {
-            meta.entry_node = id;
-            meta.entry_level = level as u8;
-            super::meta::write_meta(self.index, &meta);
-        }
+        let meta = super::meta::update_meta(self.index, |m| {
+            if m.entry_node == super::pages::INVALID_NODE || level > m.entry_level as usize {
+                m.entry_node = id;
+                m.entry_level = level as u8;
+            }
+        });
         self.entry = Some((meta.entry_node, meta.entry_level as usize));
     }
 
-    /// Adds `new` to `id`'s list: appended under one exclusive lock when there is room;
-    /// otherwise pruned with Algorithm 4 from a snapshot, then written only if the list
-    /// did not change meanwhile (retrying a few times), so concurrent inserts never
-    /// overwrite each other's links blindly.
+    /// Adds `new` to `id`'s list: appended under one exclusive page lock when there is
+    /// room (removes nothing, so no index-level lock); otherwise, under the LINK lock,
+    /// pruned with Algorithm 4 from the current list (every dropped node handed over to a
+    /// kept one first) and written if no append changed the list meanwhile, else redone.
     fn add_back_link(
         &mut self,
         id: u32,
@@ -129,8 +141,9 @@ impl GraphWrite for PageGraph<'_> {
         distance: f32,
         max_neighbors: usize,
     ) {
-        let (block, offset) = node_location(id);
-        for _attempt in 0..4 {
+        let mut link: Option<super::locks::IndexLock> = None;
+        loop {
+            let (block, offset) = node_location(id);
             let snapshot: Vec<u32> = {
                 let mut page = PageWrite::new(self.index, block, PageKind::Graph);
                 let element = match ElementRef::parse(page.item_mut(offset), self.shape) {
@@ -152,6 +165,12 @@ impl GraphWrite for PageGraph<'_> {
                 }
                 element
             };
+            if link.is_none() {
+                // Pruning removes a link: take the LINK lock (no buffer lock is held), then
+                // read the list again under it.
+                link = Some(super::locks::link_lock(self.index));
+                continue;
+            }
             let pruned = prune_neighbor_list(
                 id,
                 &snapshot,
@@ -175,6 +194,8 @@ impl GraphWrite for PageGraph<'_> {
                 self.back_linked |= layer == 0 && pruned.contains(&new);
                 return;
             }
+            // An append changed the list (appends never remove, and every other pruner
+            // waits for our LINK lock): read it again.
         }
     }
 }
@@ -182,12 +203,14 @@ impl GraphWrite for PageGraph<'_> {
 impl PageGraph<'_> {
     /// Algorithm 4 drops a neighbour `y` from a list because a kept neighbour `z` is closer
     /// to `y`; the heuristic assumes `z` links to `y`. Make that true on layer 0 (when `z`
-    /// has room, or an entry another neighbour also covers); false if some `y` could not
-    /// be handed over, so the caller keeps its list rather than strand `y`.
+    /// has room, or an entry another live neighbour also covers); false if some `y` could
+    /// not be handed over, so the caller keeps its list rather than strand `y`. Runs under
+    /// the LINK lock; a deleted `y` is handed over too (until VACUUM's repair, nodes behind
+    /// it may only be reachable through it).
     fn hand_over_dropped(&mut self, dropped: &[u32], kept: &[u32]) -> bool {
         for &y in dropped {
-            if !self.is_linkable(y) {
-                continue; // a deleted node need not stay reachable
+            if with_element(self.index, self.shape, y, |e| e.is_free()) {
+                continue;
             }
             let live_kept: Vec<u32> = kept
                 .iter()
@@ -202,21 +225,12 @@ impl PageGraph<'_> {
             let Some((z, d_zy)) = covering else {
                 return false;
             };
-            let list: Vec<u32> =
-                with_element(self.index, self.shape, z, |e| e.neighbors(0).collect());
-            if list.contains(&y) {
-                continue;
-            }
-            let mut updated = list.clone();
-            if list.len() < self.shape.m0() {
-                updated.push(y);
-            } else {
-                match covered_victim(self, z, &list) {
-                    Some((i, d)) if d > d_zy => updated[i] = y,
-                    _ => return false,
+            if !link_from(self, z, y, |graph, list| {
+                match covered_victim(graph, z, list) {
+                    Some((i, d)) if d > d_zy => Some(i),
+                    _ => None,
                 }
-            }
-            if !replace_list_if_unchanged(self.index, self.shape, z, 0, &list, &updated) {
+            }) {
                 return false;
             }
         }
@@ -224,36 +238,61 @@ impl PageGraph<'_> {
     }
 }
 
-/// Makes `id` reachable when every neighbour pruned it from its list (Algorithm 4 may
-/// drop a new node everywhere): puts it in the layer-0 list of the nearest of its own
-/// neighbours that has a free slot or an entry that another neighbour also covers.
-pub fn force_back_link(graph: &mut PageGraph, candidates: &[u32], id: u32) -> bool {
-    for &nearest in candidates {
-        let Some(list) = with_element(graph.index, graph.shape, nearest, |e| {
-            (!e.is_deleted()).then(|| e.neighbors(0).collect::<Vec<u32>>())
+/// Puts `y` into `z`'s layer-0 list: appended if there is room, else over the entry
+/// `victim` picks (None: give up). The list is re-read and the write redone if an append
+/// changed it meanwhile; true once `y` is in the list. Callers hold the LINK lock or
+/// exclude inserts, so only appends can race with this.
+fn link_from(
+    graph: &mut PageGraph,
+    z: u32,
+    y: u32,
+    mut victim: impl FnMut(&mut PageGraph, &[u32]) -> Option<usize>,
+) -> bool {
+    loop {
+        let Some(list) = with_element(graph.index, graph.shape, z, |e| {
+            (!e.is_free()).then(|| e.neighbors(0).collect::<Vec<u32>>())
         }) else {
-            continue;
+            return false;
         };
-        if list.contains(&id) {
+        if list.contains(&y) {
             return true;
         }
         let mut updated = list.clone();
         if list.len() < graph.shape.m0() {
-            updated.push(id);
-        } else if let Some((i, _)) = covered_victim(graph, nearest, &list) {
-            updated[i] = id;
+            updated.push(y);
         } else {
+            match victim(graph, &list) {
+                Some(i) => updated[i] = y,
+                None => return false,
+            }
+        }
+        if replace_list_if_unchanged(graph.index, graph.shape, z, 0, &list, &updated) {
+            return true;
+        }
+    }
+}
+
+/// Makes `id` reachable when every neighbour pruned it from its list (Algorithm 4 may
+/// drop a new node everywhere): puts it in the layer-0 list of the nearest of its own
+/// neighbours that has a free slot or an entry that another live neighbour also covers.
+/// Inserts call it under the LINK lock, VACUUM while it excludes inserts.
+pub fn force_back_link(graph: &mut PageGraph, candidates: &[u32], id: u32) -> bool {
+    for &nearest in candidates {
+        if !graph.is_linkable(nearest) {
             continue;
         }
-        if replace_list_if_unchanged(graph.index, graph.shape, nearest, 0, &list, &updated) {
+        if link_from(graph, nearest, id, |graph, list| {
+            covered_victim(graph, nearest, list).map(|(i, _)| i)
+        }) {
             return true;
         }
     }
     false
 }
 
-/// The farthest entry of `list` (as seen from `owner`) that another member of `list` also
-/// links to on layer 0, so replacing it cannot strand it; None if every entry is needed.
+/// The farthest entry of `list` (as seen from `owner`) that another live member of `list`
+/// also links to on layer 0, so replacing it cannot strand it (a deleted member's links
+/// go away at VACUUM's repair); None if every entry is needed.
 fn covered_victim(graph: &mut PageGraph, owner: u32, list: &[u32]) -> Option<(usize, f32)> {
     let mut order: Vec<(usize, f32)> = list
         .iter()
@@ -263,7 +302,15 @@ fn covered_victim(graph: &mut PageGraph, owner: u32, list: &[u32]) -> Option<(us
     order.sort_by(|a, b| b.1.total_cmp(&a.1));
     let lists: Vec<Vec<u32>> = list
         .iter()
-        .map(|&v| with_element(graph.index, graph.shape, v, |e| e.neighbors(0).collect()))
+        .map(|&v| {
+            with_element(graph.index, graph.shape, v, |e| {
+                if e.is_deleted() {
+                    Vec::new()
+                } else {
+                    e.neighbors(0).collect()
+                }
+            })
+        })
         .collect();
     order.into_iter().find(|&(i, _)| {
         let w = list[i];
@@ -275,8 +322,8 @@ fn covered_victim(graph: &mut PageGraph, owner: u32, list: &[u32]) -> Option<(us
 }
 
 /// Writes `new` as `id`'s list on `layer` only if the list still equals `expected`
-/// (read earlier without the lock); true if written. Concurrent writers never
-/// overwrite each other's links blindly.
+/// (read earlier under another page lock); true if written. Writers never overwrite
+/// each other's links blindly; callers re-read and redo on false.
 pub fn replace_list_if_unchanged(
     index: pg_sys::Relation,
     shape: ElementShape,

@@ -12,8 +12,9 @@ use super::build::{
     Collected, PageSink,
 };
 use super::graph_pages::{force_back_link, shape_of, with_element, PageGraph};
+use super::locks;
 use super::meta::{
-    index_vector_type, load_quantizer, read_meta, write_auto_reason, write_meta, META_BLOCK,
+    index_vector_type, load_quantizer, read_meta, update_meta, write_auto_reason, META_BLOCK,
 };
 use super::options::index_options;
 use super::pages::{
@@ -65,38 +66,47 @@ pub const STAGING_ROWS: u64 = 2000;
 
 /// Stores and links one vector, staging it first if the index has no trained quantizer.
 fn insert_vector(index: pg_sys::Relation, value: Vec<f32>, tid: (u32, u16)) {
-    let mut meta = read_meta(index);
+    let meta = read_meta(index);
     if meta.staging || meta.quantizer_blocks == 0 {
-        // Staging inserts and the conversion are serialised by a heavyweight lock on the
-        // meta block (released at transaction end, also on ERROR); normal inserts never take it.
-        // SAFETY: LockPage on an open index; the lock manager releases it at commit/abort.
-        unsafe { pg_sys::LockPage(index, META_BLOCK, pg_sys::ExclusiveLock as i32) };
-        meta = read_meta(index);
+        // Staging inserts and the conversion are serialised by the staging lock (held to
+        // transaction end); a trained index never goes back to staging, so normal inserts
+        // never take it.
+        locks::staging_lock(index);
+        let meta = read_meta(index);
         if meta.staging || meta.quantizer_blocks == 0 {
-            insert_staged(index, meta, value, tid);
+            insert_staged(index, value, tid);
             return;
         }
     }
+    let _update = locks::insert_lock(index);
+    // Read under the update lock: VACUUM moves the entry point only while it excludes inserts.
+    let meta = read_meta(index);
     insert_linked(index, meta, value, tid);
 }
 
 /// Staging-mode insert: initialises staging if needed, links the row, and converts the
 /// index to its configured quantizer once it holds STAGING_ROWS rows.
-fn insert_staged(index: pg_sys::Relation, mut meta: MetaPage, value: Vec<f32>, tid: (u32, u16)) {
-    if meta.quantizer_blocks == 0 {
-        meta.dims = value.len() as u32;
-        meta = start_staging(index, PageSink::Logged, meta);
-        write_meta(index, &meta);
+fn insert_staged(index: pg_sys::Relation, value: Vec<f32>, tid: (u32, u16)) {
+    {
+        let _update = locks::insert_lock(index);
+        let mut meta = read_meta(index);
+        if meta.quantizer_blocks == 0 {
+            meta.dims = value.len() as u32;
+            let staged = start_staging(index, PageSink::Logged, meta);
+            meta = update_meta(index, |m| *m = staged);
+        }
+        if !insert_linked(index, meta, value, tid) {
+            return;
+        }
     }
-    if !insert_linked(index, meta, value, tid) {
-        return;
-    }
-    let mut meta = read_meta(index);
-    meta.node_count += 1;
+    let meta = read_meta(index);
     if meta.staging && meta.node_count >= STAGING_ROWS {
-        meta = convert_staging(index, meta);
+        // The conversion rewrites the whole graph: no insert or VACUUM repair may run meanwhile.
+        let _exclusive = locks::exclude_inserts(index);
+        let meta = read_meta(index);
+        let converted = convert_staging(index, meta);
+        update_meta(index, |m| *m = converted);
     }
-    write_meta(index, &meta);
 }
 
 /// Trains the configured quantizer on the staged rows and rebuilds the graph with it.
@@ -164,9 +174,7 @@ fn insert_linked(
     };
     if meta.unit_norm && !is_unit(&value) {
         // a vector of another length: stop ranking inner product with the L2 estimator
-        let mut current = read_meta(index);
-        current.unit_norm = false;
-        write_meta(index, &current);
+        update_meta(index, |m| m.unit_norm = false);
     }
     let meta = MetaPage {
         unit_norm: meta.unit_norm && is_unit(&value),
@@ -195,10 +203,18 @@ fn insert_linked(
         back_linked: false,
     };
     insert_node(&mut graph, id, level, &params);
+    if entry.is_none() && graph.entry.is_some_and(|(e, _)| e != id) {
+        // Another insert made the empty index's first node meanwhile: link to it.
+        insert_node(&mut graph, id, level, &params);
+    }
     if !graph.back_linked {
         let neighbors: Vec<u32> = with_element(index, shape, id, |e| e.neighbors(0).collect());
-        force_back_link(&mut graph, &neighbors, id);
+        if !neighbors.is_empty() {
+            let _link = locks::link_lock(index);
+            force_back_link(&mut graph, &neighbors, id);
+        }
     }
+    update_meta(index, |m| m.node_count += 1);
     true
 }
 
@@ -224,11 +240,7 @@ fn store_element(index: pg_sys::Relation, element: &[u8], insert_page: u32, tag:
         .expect("an element fits an empty page");
     let block = page.block();
     page.commit();
-    let mut meta = read_meta(index);
-    if block > meta.insert_page {
-        meta.insert_page = block;
-        write_meta(index, &meta);
-    }
+    update_meta(index, |m| m.insert_page = m.insert_page.max(block));
     node_id(block, offset)
 }
 

@@ -1,8 +1,8 @@
 //! The meta page and the quantizer pages: reading, writing, and a per-backend cache
 //! of decoded quantizers keyed by the build id stored in the meta page.
 
-use super::buffer::{raise_corrupt, PageRead, PageWrite};
-use super::pages::{MetaPage, PageKind, META_BYTES};
+use super::buffer::{block_count, raise_corrupt, PageRead, PageWrite};
+use super::pages::{node_location, LayoutError, MetaPage, PageKind, INVALID_NODE, META_BYTES};
 use crate::distance::Metric;
 use crate::fmgr::{raise, raise_hint};
 use crate::quant::Quantizer;
@@ -16,10 +16,14 @@ use std::sync::Arc;
 /// Block number of the meta page.
 pub const META_BLOCK: u32 = 0;
 
-/// Decodes the meta page bytes, raising the right ERROR on failure.
+/// Decodes the meta page bytes and checks them against the relation, raising the right
+/// ERROR on failure (XX002 for corruption, a REINDEX hint for another format version).
 pub fn decode_meta(index: pg_sys::Relation, bytes: &[u8]) -> MetaPage {
     match MetaPage::decode(bytes) {
-        Ok(meta) => meta,
+        Ok(meta) => {
+            check_meta_bounds(index, &meta);
+            meta
+        }
         Err(super::pages::LayoutError::UnsupportedVersion(v)) => raise_hint(
             Code::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!(
@@ -33,25 +37,88 @@ pub fn decode_meta(index: pg_sys::Relation, bytes: &[u8]) -> MetaPage {
     }
 }
 
+/// Raises XX002 for a meta page field that cannot be right for this relation.
+fn meta_corrupt(index: pg_sys::Relation, why: String) -> ! {
+    raise_corrupt(index, META_BLOCK, &LayoutError::Corrupt(why))
+}
+
+/// Checks every block number and length of the meta page against the relation's size,
+/// the page size and the index's operator class, before anything uses them.
+fn check_meta_bounds(index: pg_sys::Relation, meta: &MetaPage) {
+    let nblocks = block_count(index);
+    let quantizer_end = meta.quantizer_first as u64 + meta.quantizer_blocks as u64;
+    if meta.quantizer_blocks > 0 && (meta.quantizer_first == 0 || quantizer_end > nblocks as u64) {
+        meta_corrupt(
+            index,
+            format!(
+                "quantizer pages {}..{quantizer_end} are outside the index's {nblocks} blocks",
+                meta.quantizer_first
+            ),
+        );
+    }
+    if meta.entry_node != INVALID_NODE {
+        let (block, offset) = node_location(meta.entry_node);
+        if block == 0 || block >= nblocks || offset == 0 {
+            meta_corrupt(
+                index,
+                format!("entry point ({block},{offset}) is outside the index's {nblocks} blocks"),
+            );
+        }
+    }
+    if meta.insert_page >= nblocks {
+        meta_corrupt(
+            index,
+            format!(
+                "insert page {} is outside the index's {nblocks} blocks",
+                meta.insert_page
+            ),
+        );
+    }
+    let element = super::graph_pages::shape_of(meta).size(0);
+    if element > pg_sys::BLCKSZ as usize {
+        meta_corrupt(
+            index,
+            format!(
+                "code length {} gives {element}-byte elements, larger than a page",
+                meta.code_len
+            ),
+        );
+    }
+    if meta.metric != index_metric(index) {
+        meta_corrupt(
+            index,
+            format!(
+                "the meta page says metric {:?}, which is not the operator class's",
+                meta.metric
+            ),
+        );
+    }
+}
+
 /// Reads the meta page.
 pub fn read_meta(index: pg_sys::Relation) -> MetaPage {
     let page = PageRead::new(index, META_BLOCK, PageKind::Meta);
     decode_meta(index, page.item(1))
 }
 
-/// Rewrites the meta page under GenericXLog (the caller serialises writers).
-pub fn write_meta(index: pg_sys::Relation, meta: &MetaPage) {
+/// Changes the meta page read-modify-write under one exclusive buffer lock and one
+/// GenericXLog record, so concurrent writers never lose each other's changes; `change`
+/// applies its caller's monotone rule (see locks.rs). Returns the page as written.
+pub fn update_meta(index: pg_sys::Relation, change: impl FnOnce(&mut MetaPage)) -> MetaPage {
     let mut page = PageWrite::new(index, META_BLOCK, PageKind::Meta);
+    let mut meta = decode_meta(index, page.item_mut(1));
+    let before = meta.clone();
+    change(&mut meta);
+    if meta == before {
+        return meta; // nothing changed: dropping the guard aborts the empty record
+    }
     let item = page.item_mut(1);
     if item.len() != META_BYTES {
-        raise_corrupt(
-            index,
-            META_BLOCK,
-            &super::pages::LayoutError::Corrupt("meta item has the wrong size".into()),
-        );
+        meta_corrupt(index, "meta page item has the wrong size".into());
     }
     item.copy_from_slice(&meta.encode());
     page.commit();
+    meta
 }
 
 /// The index's name.
@@ -112,6 +179,7 @@ pub fn load_quantizer(index: pg_sys::Relation, meta: &MetaPage) -> Option<Arc<Qu
     let oid = unsafe { (*index).rd_id }.to_u32();
     let key = (oid, meta.build_id);
     if let Some(q) = QUANTIZERS.with(|c| c.borrow().get(&key).cloned()) {
+        check_code_len(index, meta, &q);
         return Some(q);
     }
     let mut blob = Vec::with_capacity(meta.quantizer_bytes as usize);
@@ -127,12 +195,27 @@ pub fn load_quantizer(index: pg_sys::Relation, meta: &MetaPage) -> Option<Arc<Qu
             &super::pages::LayoutError::Corrupt(format!("stored quantizer is unreadable: {e}")),
         ),
     };
+    check_code_len(index, meta, &quantizer);
     QUANTIZERS.with(|c| {
         let mut cache = c.borrow_mut();
         cache.retain(|(o, _), _| *o != oid);
         cache.insert(key, quantizer.clone());
     });
     Some(quantizer)
+}
+
+/// Raises XX002 unless the meta page's code length is the stored quantizer's.
+fn check_code_len(index: pg_sys::Relation, meta: &MetaPage, quantizer: &Quantizer) {
+    if quantizer.code_len() != meta.code_len as usize {
+        meta_corrupt(
+            index,
+            format!(
+                "code length {} differs from the stored quantizer's {}",
+                meta.code_len,
+                quantizer.code_len()
+            ),
+        );
+    }
 }
 
 /// Stores why `quantizer = 'auto'` chose its quantizer (item 2 of the meta page).

@@ -5,7 +5,7 @@
 //! - `build`: ambuild / ambuildempty        - `graph_pages`: the graph over pages
 //! - `scan`: begin/rescan/gettuple/end      - `insert`: aminsert
 //! - `vacuum`: bulkdelete / cleanup         - `cost`: amcostestimate
-//! - `stats`: scan counters
+//! - `stats`: scan counters               - `locks`: every locking rule
 
 // Helpers here take `pg_sys::Relation` handles that Postgres gave the access method for
 // the duration of the call; they are valid by construction, so the helpers stay safe
@@ -18,6 +18,7 @@ pub mod check;
 pub mod cost;
 pub mod graph_pages;
 pub mod insert;
+pub mod locks;
 pub mod meta;
 pub mod options;
 pub mod pages;

@@ -22,8 +22,9 @@ use crate::quant::QuantizerKind;
 
 /// Magic number at the start of the meta page ("QHNW").
 pub const META_MAGIC: u32 = 0x5148_4E57;
-/// Format version written by this build; readers reject any other.
-pub const FORMAT_VERSION: u32 = 1;
+/// Format version written by this build; readers reject any other (2: the meta page
+/// ends with a CRC-32C of its other bytes).
+pub const FORMAT_VERSION: u32 = 2;
 /// Magic in every page's special space.
 pub const PAGE_MAGIC: u16 = 0x7168;
 /// Tag byte of a version-1 element.
@@ -208,8 +209,23 @@ impl MetaPage {
     }
 }
 
-/// Encoded size of the meta page body.
-pub const META_BYTES: usize = 64;
+/// Encoded size of the meta page body: 64 bytes of fields, then their CRC-32C.
+pub const META_BYTES: usize = 68;
+
+/// Bytes of the meta page covered by its checksum.
+const META_CHECKED: usize = META_BYTES - 4;
+
+/// CRC-32C (Castagnoli, reflected) of `bytes`, bit by bit: the meta page is 64 bytes.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0x82F6_3B78 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
 
 /// Why stored bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,6 +313,8 @@ impl MetaPage {
         put(&self.node_count.to_le_bytes());
         put(&self.build_id.to_le_bytes());
         put(&[self.staging as u8 | (self.unit_norm as u8) << 1]);
+        let crc = crc32c(&out[..META_CHECKED]);
+        out[META_CHECKED..].copy_from_slice(&crc.to_le_bytes());
         out
     }
 
@@ -316,6 +334,10 @@ impl MetaPage {
         }
         if bytes.len() < META_BYTES {
             return Err(LayoutError::Corrupt("meta page is truncated".into()));
+        }
+        let stored = u32::from_le_bytes(bytes[META_CHECKED..META_BYTES].try_into().expect("4"));
+        if stored != crc32c(&bytes[..META_CHECKED]) {
+            return Err(LayoutError::Corrupt("meta page checksum mismatch".into()));
         }
         let dims = r.u32();
         let (metric, kind, rerank, entry_level) = (r.u8(), r.u8(), r.u8(), r.u8());
@@ -634,6 +656,26 @@ mod tests {
             MetaPage::decode(&bad),
             Err(LayoutError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn meta_checksum_catches_every_changed_byte() {
+        // Known CRC-32C check value ("123456789" -> 0xE3069283).
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        let bytes = sample_meta().encode();
+        for at in 8..META_BYTES {
+            let mut bad = bytes;
+            bad[at] ^= 0x01;
+            assert_eq!(
+                MetaPage::decode(&bad),
+                Err(LayoutError::Corrupt("meta page checksum mismatch".into())),
+                "byte {at}"
+            );
+        }
+        // a metric byte changed to another valid metric is caught too
+        let mut other = bytes;
+        other[12] = 0;
+        assert!(MetaPage::decode(&other).is_err());
     }
 
     #[test]

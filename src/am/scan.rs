@@ -40,8 +40,6 @@ pub struct ScanState {
     candidates: VecDeque<Candidate<u32>>,
     ready: VecDeque<(u32, u16)>,
     exhausted: bool,
-    returned: u64,
-    restarted: bool,
     heap_fetch: *mut pg_sys::IndexFetchTableData,
     /// Where re-ranking detoasts heap vectors; reset after every re-ranked chunk, so a
     /// scan rescanned many times (a LATERAL join) does not keep every copy until the end.
@@ -73,8 +71,6 @@ impl ScanState {
         self.candidates.clear();
         self.ready.clear();
         self.exhausted = false;
-        self.returned = 0;
-        self.restarted = false;
     }
 
     /// Releases the heap-fetch resources.
@@ -120,8 +116,6 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         candidates: VecDeque::new(),
         ready: VecDeque::new(),
         exhausted: false,
-        returned: 0,
-        restarted: false,
         heap_fetch: std::ptr::null_mut(),
         // SAFETY: a child of the scan's memory context, deleted in amendscan (or with its parent).
         rerank_ctx: unsafe {
@@ -244,7 +238,6 @@ pub unsafe extern "C-unwind" fn amgettuple(
                 (*scan).xs_recheck = false;
             }
             state.stats.rows += 1;
-            state.returned += 1;
             super::stats::record_rows(index, 1);
             true
         }
@@ -262,9 +255,6 @@ fn next_tid(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> Option<(u32, 
             return None;
         }
         if state.candidates.is_empty() && !search_more(scan, state) {
-            if state.returned == 0 && restart_from_new_entry(scan, state) {
-                continue;
-            }
             state.exhausted = true;
             return None;
         }
@@ -272,37 +262,26 @@ fn next_tid(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> Option<(u32, 
     }
 }
 
-/// When a search found nothing at all and the entry point changed meanwhile (VACUUM
-/// moved it and freed, or an insert reused, the old one), starts over once from the new one.
-fn restart_from_new_entry(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
+/// Runs the first beam or resumes the search; false when nothing more can be found.
+/// Each beam runs under the scan lock, so VACUUM frees no node while it walks (locks.rs).
+fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
     // SAFETY: plain read of the scan's relation.
     let index = unsafe { (*scan).indexRelation };
-    let fresh = read_meta(index);
-    let old = state.meta.as_ref().map(|m| m.entry_node);
-    if state.restarted
-        || fresh.entry_node == super::pages::INVALID_NODE
-        || old == Some(fresh.entry_node)
-    {
-        return false;
+    let _scan_lock = super::locks::scan_lock(index);
+    if state.search.is_none() {
+        // The entry point read before the lock may have been freed since: read it again.
+        let fresh = read_meta(index);
+        if fresh.entry_node == super::pages::INVALID_NODE {
+            return false;
+        }
+        state.quantizer = load_quantizer(index, &fresh);
+        state.meta = Some(fresh);
     }
-    let Some(quantizer) = load_quantizer(index, &fresh) else {
+    let meta = state.meta.as_ref().expect("meta read");
+    let Some(quantizer) = state.quantizer.clone() else {
         return false;
     };
-    state.restarted = true;
-    state.search = None;
-    state.candidates.clear();
-    state.quantizer = Some(quantizer);
-    state.meta = Some(fresh);
-    true
-}
-
-/// Runs the first beam or resumes the search; false when nothing more can be found.
-fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
-    let meta = state.meta.as_ref().expect("meta read");
-    let quantizer = state.quantizer.clone().expect("trained");
     let query = state.query.as_ref().expect("query");
-    // SAFETY: plain read of the scan's relation.
-    let index = unsafe { (*scan).indexRelation };
     // The beam is at least as wide as the re-ranked set, so every re-ranked candidate comes from one search.
     let ef = (EF_SEARCH.get().max(1) as usize).max(rerank_candidates(meta.quantizer));
     let mut graph = PageGraph {
@@ -317,19 +296,7 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
     let batch = match state.search.as_mut() {
         None => {
             let mut search = ResumableSearch::start(&mut graph, ef);
-            let mut batch = search.next_batch(&mut graph, ef);
-            if batch.iter().all(|c| !c.distance.is_finite()) {
-                // VACUUM may have freed the entry point after we read the meta page: retry
-                // once from the current one.
-                let fresh = read_meta(index);
-                if fresh.entry_node != meta.entry_node
-                    && fresh.entry_node != super::pages::INVALID_NODE
-                {
-                    graph.entry = Some((fresh.entry_node, fresh.entry_level as usize));
-                    search = ResumableSearch::start(&mut graph, ef);
-                    batch = search.next_batch(&mut graph, ef);
-                }
-            }
+            let batch = search.next_batch(&mut graph, ef);
             state.search = Some(search);
             batch
         }

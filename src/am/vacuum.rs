@@ -1,26 +1,29 @@
 //! `ambulkdelete` / `amvacuumcleanup`.
 //!
-//! VACUUM works in three passes over the graph pages of the current build:
-//! 1. mark: elements whose heap row is dead get FLAG_DELETED (scans still walk
-//!    through them, so the graph stays connected, but never return them);
-//! 2. repair: every live node that links to a deleted one gets a new list on that
-//!    layer: its live neighbours stay and the slots of the deleted ones go to the best
-//!    of their live neighbours (one hop through the hole, Algorithm 4), and the entry
-//!    point moves to the highest live node if it was deleted;
-//! 3. free: deleted elements shrink to tombstones and the page's free space goes to the
-//!    free space map, where inserts find it and reuse the tombstones' line pointers;
-//! 4. reconnect: every live node no longer reachable over layer 0 from the entry point
-//!    gets a link from its nearest reachable node.
+//! VACUUM works in these passes over the graph pages of the current build (the locks are
+//! explained in locks.rs and docs/locking.md):
+//! 1. mark (beside inserts and scans): elements whose heap row is dead get FLAG_DELETED;
+//!    searches still walk through them but never return them, inserts never link to them;
+//! 2. with inserts excluded (UPDATE Exclusive): pick the entry point (the current one if
+//!    live, else the highest live node); reconnect: every live node that the entry point
+//!    does not reach over layer-0 links between live nodes gets a link from its nearest
+//!    reached live node; only then the entry point moves; repair: every live list that
+//!    links to a deleted node gets a new list on that layer (its live neighbours stay and
+//!    the slots of the deleted ones go to the best of their live neighbours, Algorithm 4);
+//!    the live count on the meta page drops by the rows marked;
+//! 3. wait for scans: beams in flight may still be walking towards deleted nodes;
+//! 4. free: deleted elements shrink to tombstones and the page's free space goes to the
+//!    free space map, where inserts find it and reuse the tombstones' line pointers.
 //!
-//! Each page change is its own GenericXLog record; a list is only rewritten if it did
-//! not change since it was read (a concurrent insert wins and keeps its link).
+//! Each page change is its own GenericXLog record.
 
 use super::buffer::{block_count, graph_blocks, raise_corrupt, PageRead, PageWrite};
 use super::graph_pages::shape_of;
-use super::meta::{load_quantizer, read_meta, write_meta};
+use super::locks;
+use super::meta::{load_quantizer, read_meta, update_meta};
 use super::pages::{
-    node_id, node_location, tombstone, ElementRef, ElementShape, PageKind, ELEMENT_FIXED_BYTES,
-    INVALID_NODE,
+    node_id, node_location, tombstone, ElementRef, ElementShape, MetaPage, PageKind,
+    ELEMENT_FIXED_BYTES, INVALID_NODE,
 };
 use crate::distance::Metric;
 use crate::graph::{select_neighbors_heuristic, Candidate, HnswParams};
@@ -165,16 +168,15 @@ fn repaired_list(
     kept
 }
 
-/// Pass 2: rewrites every list that links to a deleted node; returns the highest live node.
+/// Pass 2 (inserts excluded): rewrites every live list that links to a deleted node.
 fn repair(
     index: pg_sys::Relation,
     blocks: &[u32],
     cache: &mut CodeCache,
     deleted: &HashSet<u32>,
     params: &HnswParams,
-) -> Option<(u32, usize)> {
+) {
     let shape = cache.shape;
-    let mut highest: Option<(u32, usize)> = None;
     for &block in blocks {
         // SAFETY: vacuum_delay_point only sleeps / checks interrupts.
         unsafe { pg_sys::vacuum_delay_point() };
@@ -185,9 +187,6 @@ fn repair(
                 let e = element(index, block, page.item(offset), shape);
                 if e.is_deleted() {
                     continue;
-                }
-                if highest.is_none_or(|(_, level)| e.level() > level) {
-                    highest = Some((node_id(block, offset), e.level()));
                 }
                 for layer in 0..=e.level() {
                     let list: Vec<u32> = e.neighbors(layer).collect();
@@ -200,10 +199,20 @@ fn repair(
         for (offset, layer, list) in broken {
             let id = node_id(block, offset);
             let fixed = repaired_list(cache, id, &list, layer, deleted, params);
-            super::graph_pages::replace_list_if_unchanged(index, shape, id, layer, &list, &fixed);
+            // Inserts are excluded and scans only read, so the list cannot have changed.
+            if !super::graph_pages::replace_list_if_unchanged(
+                index, shape, id, layer, &list, &fixed,
+            ) {
+                raise_corrupt(
+                    index,
+                    block,
+                    &super::pages::LayoutError::Corrupt(
+                        "a neighbour list changed while VACUUM excluded inserts".into(),
+                    ),
+                );
+            }
         }
     }
-    highest
 }
 
 /// Pass 3: shrinks deleted elements to tombstones and records free space.
@@ -247,100 +256,150 @@ fn free_deleted(index: pg_sys::Relation, shape: ElementShape, deleted: &HashSet<
     unsafe { pg_sys::FreeSpaceMapVacuum(index) };
 }
 
-/// Pass 2b: links every live node that is not reachable over layer 0 from the entry
-/// point from its nearest reachable node (one of its own neighbours, else the best hit
-/// of a search for it), as the in-memory build's repair pass does.
-fn reconnect(index: pg_sys::Relation, blocks: &[u32], cache: &mut CodeCache, entry: u32) {
-    let shape = cache.shape;
-    let mut lists: HashMap<u32, (bool, Vec<u32>)> = HashMap::new();
+/// One node as VACUUM's reconnect pass sees it.
+struct NodeView {
+    deleted: bool,
+    level: usize,
+    layer0: Vec<u32>,
+}
+
+/// Reads every element that is not a tombstone.
+fn collect_nodes(
+    index: pg_sys::Relation,
+    blocks: &[u32],
+    shape: ElementShape,
+) -> HashMap<u32, NodeView> {
+    let mut nodes = HashMap::new();
     for &block in blocks {
         let page = PageRead::new(index, block, PageKind::Graph);
         for offset in 1..=page.item_count() {
             let e = element(index, block, page.item(offset), shape);
             if !e.is_free() {
-                lists.insert(
+                nodes.insert(
                     node_id(block, offset),
-                    (e.is_deleted(), e.neighbors(0).collect()),
+                    NodeView {
+                        deleted: e.is_deleted(),
+                        level: e.level(),
+                        layer0: e.neighbors(0).collect(),
+                    },
                 );
             }
         }
     }
-    let mut reached: HashSet<u32> = HashSet::new();
-    let mark = |from: u32, reached: &mut HashSet<u32>, lists: &HashMap<u32, (bool, Vec<u32>)>| {
-        let mut stack = vec![from];
-        reached.insert(from);
-        while let Some(id) = stack.pop() {
-            for next in lists.get(&id).map(|l| l.1.as_slice()).unwrap_or(&[]) {
-                if lists.contains_key(next) && reached.insert(*next) {
-                    stack.push(*next);
-                }
-            }
-        }
-    };
-    if !lists.contains_key(&entry) {
-        return;
+    nodes
+}
+
+/// The entry point after this VACUUM: the current one if it is live, else the highest
+/// live node (lowest id among equals, so the choice is deterministic); None if none is live.
+fn choose_entry(meta: &MetaPage, nodes: &HashMap<u32, NodeView>) -> Option<(u32, usize)> {
+    if nodes.get(&meta.entry_node).is_some_and(|n| !n.deleted) {
+        return Some((meta.entry_node, meta.entry_level as usize));
     }
-    mark(entry, &mut reached, &lists);
-    let stranded: Vec<u32> = lists
+    nodes
         .iter()
-        .filter(|(id, (deleted, _))| !deleted && !reached.contains(id))
-        .map(|(id, _)| *id)
-        .collect();
-    for u in stranded {
-        if reached.contains(&u) {
-            continue;
-        }
-        let via = lists[&u]
-            .1
-            .iter()
-            .copied()
-            .filter(|v| reached.contains(v) && !lists.get(v).is_some_and(|l| l.0))
-            .map(|v| (v, cache.distance(u, v)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(v, _)| v)
-            .or_else(|| nearest_reachable(index, cache, entry, u, &reached));
-        if let Some(v) = via {
-            let level = super::graph_pages::with_element(index, shape, entry, |e| e.level());
-            let mut query = vec![0f32; shape.dims];
-            let code = cache.code(u).to_vec();
-            cache.quantizer.decode(&code, &mut query);
-            let mut graph = super::graph_pages::PageGraph {
-                index,
-                shape,
-                entry: Some((entry, level)),
-                estimator: cache.quantizer.estimator(&query, cache.metric),
-                quantizer: cache.quantizer,
-                distances: 0,
-                back_linked: false,
-            };
-            super::graph_pages::force_back_link(&mut graph, &[v], u);
-            if let Some(list) = lists.get_mut(&v) {
-                list.1.push(u);
+        .filter(|(_, n)| !n.deleted)
+        .map(|(&id, n)| (id, n.level))
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+}
+
+/// Marks every live node reached from `from` over layer-0 links between live nodes.
+fn mark_reached(from: u32, reached: &mut HashSet<u32>, nodes: &HashMap<u32, NodeView>) {
+    let mut stack = vec![from];
+    reached.insert(from);
+    while let Some(id) = stack.pop() {
+        for next in nodes.get(&id).map(|n| n.layer0.as_slice()).unwrap_or(&[]) {
+            if nodes.get(next).is_some_and(|n| !n.deleted) && reached.insert(*next) {
+                stack.push(*next);
             }
-            mark(u, &mut reached, &lists);
         }
     }
 }
 
-/// Searches the graph for `u`'s own vector and returns the best reachable live hit.
+/// Pass 2 (inserts excluded), before the repair removes any link to a deleted node: links
+/// every live node that `entry` does not reach over links between live nodes from its
+/// nearest reached live node (one of its own neighbours, else the best hits of a search
+/// for it), so that no live node depends on a deleted one to be found.
+fn reconnect(
+    index: pg_sys::Relation,
+    nodes: &mut HashMap<u32, NodeView>,
+    cache: &mut CodeCache,
+    entry: (u32, usize),
+) -> usize {
+    let shape = cache.shape;
+    let mut reached: HashSet<u32> = HashSet::new();
+    mark_reached(entry.0, &mut reached, nodes);
+    let mut stranded: Vec<u32> = nodes
+        .iter()
+        .filter(|(id, n)| !n.deleted && !reached.contains(id))
+        .map(|(id, _)| *id)
+        .collect();
+    stranded.sort_unstable();
+    let mut failed = 0;
+    for u in stranded {
+        if reached.contains(&u) {
+            continue;
+        }
+        let mut via: Vec<(u32, f32)> = nodes[&u]
+            .layer0
+            .iter()
+            .copied()
+            .filter(|v| reached.contains(v))
+            .map(|v| (v, cache.distance(u, v)))
+            .collect();
+        via.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let mut candidates: Vec<u32> = via.into_iter().map(|(v, _)| v).collect();
+        for v in nearest_reachable(index, cache, entry, u, &reached, nodes) {
+            if !candidates.contains(&v) {
+                candidates.push(v);
+            }
+        }
+        let mut query = vec![0f32; shape.dims];
+        let code = cache.code(u).to_vec();
+        cache.quantizer.decode(&code, &mut query);
+        let mut graph = super::graph_pages::PageGraph {
+            index,
+            shape,
+            entry: Some(entry),
+            estimator: cache.quantizer.estimator(&query, cache.metric),
+            quantizer: cache.quantizer,
+            distances: 0,
+            back_linked: false,
+        };
+        let Some(v) = candidates
+            .iter()
+            .copied()
+            .find(|&v| super::graph_pages::force_back_link(&mut graph, &[v], u))
+        else {
+            failed += 1;
+            continue;
+        };
+        if let Some(n) = nodes.get_mut(&v) {
+            n.layer0.push(u);
+        }
+        mark_reached(u, &mut reached, nodes);
+    }
+    failed
+}
+
+/// Searches the graph for `u`'s own vector and returns the reached live hits, best first.
 fn nearest_reachable(
     index: pg_sys::Relation,
     cache: &mut CodeCache,
-    entry: u32,
+    entry: (u32, usize),
     u: u32,
     reached: &HashSet<u32>,
-) -> Option<u32> {
+    nodes: &HashMap<u32, NodeView>,
+) -> Vec<u32> {
     let code = cache.code(u).to_vec();
     if code.is_empty() {
-        return None;
+        return Vec::new();
     }
     let mut query = vec![0f32; cache.shape.dims];
     cache.quantizer.decode(&code, &mut query);
-    let level = super::graph_pages::with_element(index, cache.shape, entry, |e| e.level());
     let mut graph = super::graph_pages::PageGraph {
         index,
         shape: cache.shape,
-        entry: Some((entry, level)),
+        entry: Some(entry),
         estimator: cache.quantizer.estimator(&query, cache.metric),
         quantizer: cache.quantizer,
         distances: 0,
@@ -349,11 +408,8 @@ fn nearest_reachable(
     crate::graph::knn_search(&mut graph, 64)
         .into_iter()
         .map(|c| c.id)
-        .find(|id| {
-            *id != u
-                && reached.contains(id)
-                && !super::graph_pages::with_element(index, cache.shape, *id, |e| e.is_deleted())
-        })
+        .filter(|id| *id != u && reached.contains(id) && nodes.get(id).is_some_and(|n| !n.deleted))
+        .collect()
 }
 
 /// `ambulkdelete`.
@@ -367,10 +423,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     let stats = ensure_stats(stats);
     // SAFETY: info is valid for the call.
     let index = unsafe { (*info).index };
-    let meta = read_meta(index);
-    let shape = shape_of(&meta);
     let callback = callback.expect("bulk delete callback");
-    let blocks = graph_blocks(index, meta.build_tag());
     let mut is_dead = |(block, offset): (u32, u16)| {
         let mut tid = pg_sys::ItemPointerData::default();
         tid.ip_blkid.bi_hi = (block >> 16) as u16;
@@ -379,10 +432,37 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         // SAFETY: the callback only reads the TID.
         unsafe { callback(&mut tid, callback_state) }
     };
+    // Pass 1 beside inserts and scans: a mark only hides rows dead to every snapshot.
+    let first = read_meta(index);
     let mut removed = 0.0;
-    let deleted = mark_dead(index, &blocks, shape, &mut is_dead, &mut removed);
+    let mut deleted = mark_dead(
+        index,
+        &graph_blocks(index, first.build_tag()),
+        shape_of(&first),
+        &mut is_dead,
+        &mut removed,
+    );
+    let exclusive = locks::exclude_inserts(index);
+    let meta = read_meta(index);
+    let mut marked = removed;
+    if meta.build_id != first.build_id {
+        // A staging conversion rebuilt the graph meanwhile: mark the new one.
+        marked = 0.0;
+        deleted = mark_dead(
+            index,
+            &graph_blocks(index, meta.build_tag()),
+            shape_of(&meta),
+            &mut is_dead,
+            &mut marked,
+        );
+        removed += marked;
+    }
     // SAFETY: stats is a valid struct.
     unsafe { (*stats).tuples_removed += removed };
+    let meta = update_meta(index, |m| {
+        m.node_count = m.node_count.saturating_sub(marked as u64)
+    });
+    let shape = shape_of(&meta);
     let Some(quantizer) = load_quantizer(index, &meta) else {
         return stats;
     };
@@ -397,19 +477,33 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         metric: meta.code_metric(),
         codes: HashMap::new(),
     };
-    let highest = repair(index, &blocks, &mut cache, &deleted, &params);
-    let mut current = read_meta(index);
-    if current.entry_node != INVALID_NODE && deleted.contains(&current.entry_node) {
-        (current.entry_node, current.entry_level) = match highest {
-            Some((id, level)) => (id, level as u8),
-            None => (INVALID_NODE, 0),
-        };
-        write_meta(index, &current);
+    // Every page, also those inserts added since pass 1 (their rows are not dead).
+    let blocks = graph_blocks(index, meta.build_tag());
+    let mut nodes = collect_nodes(index, &blocks, shape);
+    let entry = choose_entry(&meta, &nodes);
+    if let Some(entry) = entry {
+        let failed = reconnect(index, &mut nodes, &mut cache, entry);
+        if failed > 0 {
+            pgrx::warning!(
+                "qhnsw index \"{}\": VACUUM could not reconnect {failed} live nodes; REINDEX it",
+                super::meta::relation_name(index)
+            );
+        }
     }
+    // Monotone: only an entry point this VACUUM is about to free is replaced.
+    update_meta(index, |m| {
+        if deleted.contains(&m.entry_node) {
+            (m.entry_node, m.entry_level) = match entry {
+                Some((id, level)) => (id, level as u8),
+                None => (INVALID_NODE, 0),
+            };
+        }
+    });
+    repair(index, &blocks, &mut cache, &deleted, &params);
+    drop(exclusive);
+    // Beams that started before the repair may still be heading for deleted nodes.
+    locks::wait_for_scans(index);
     free_deleted(index, shape, &deleted);
-    if current.entry_node != INVALID_NODE {
-        reconnect(index, &blocks, &mut cache, current.entry_node);
-    }
     stats
 }
 
@@ -425,6 +519,8 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         return stats;
     }
     let stats = ensure_stats(stats);
+    // Counted with inserts excluded, so the live count written is exact.
+    let _exclusive = locks::exclude_inserts(index);
     let meta = read_meta(index);
     let shape = shape_of(&meta);
     let mut live = 0u64;
@@ -436,6 +532,7 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
             }
         }
     }
+    update_meta(index, |m| m.node_count = live);
     // SAFETY: stats is a valid struct.
     unsafe {
         (*stats).num_pages = block_count(index);

@@ -312,7 +312,7 @@ fn unknown_format_version_is_reported() {
     let sql = "SELECT * FROM vq_ver ORDER BY v <-> '[1,2]' LIMIT 1";
     assert_eq!(
         error_of(sql),
-        "0A000: qhnsw index \"vq_ver_idx\" has format version 99, but this build of vectorize_quant reads version 1"
+        "0A000: qhnsw index \"vq_ver_idx\" has format version 99, but this build of vectorize_quant reads version 2"
     );
     assert_eq!(hint_of(sql), "REINDEX INDEX vq_ver_idx to rebuild it in the current format.");
 }
