@@ -137,6 +137,8 @@ CREATE OPERATOR CLASS qvector_ops DEFAULT FOR TYPE qvector USING btree AS
 
 CREATE FUNCTION qvector_accum(double precision[], qvector) RETURNS double precision[]
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION qvector_sum_accum(double precision[], qvector) RETURNS double precision[]
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION qvector_combine(double precision[], double precision[]) RETURNS double precision[]
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION qvector_avg(double precision[]) RETURNS qvector
@@ -149,6 +151,6 @@ CREATE AGGREGATE avg(qvector) (
     COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
 );
 CREATE AGGREGATE sum(qvector) (
-    SFUNC = qvector_accum, STYPE = double precision[], FINALFUNC = qvector_sum,
+    SFUNC = qvector_sum_accum, STYPE = double precision[], FINALFUNC = qvector_sum,
     COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
 );

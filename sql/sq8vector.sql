@@ -145,6 +145,8 @@ CREATE OPERATOR CLASS sq8vector_ops DEFAULT FOR TYPE sq8vector USING btree AS
 
 CREATE FUNCTION sq8vector_accum(double precision[], sq8vector) RETURNS double precision[]
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sq8vector_sum_accum(double precision[], sq8vector) RETURNS double precision[]
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION sq8vector_avg(double precision[]) RETURNS sq8vector
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION sq8vector_sum(double precision[]) RETURNS sq8vector
@@ -155,6 +157,6 @@ CREATE AGGREGATE avg(sq8vector) (
     COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
 );
 CREATE AGGREGATE sum(sq8vector) (
-    SFUNC = sq8vector_accum, STYPE = double precision[], FINALFUNC = sq8vector_sum,
+    SFUNC = sq8vector_sum_accum, STYPE = double precision[], FINALFUNC = sq8vector_sum,
     COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
 );

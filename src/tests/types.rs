@@ -452,7 +452,7 @@ fn issue12_arithmetic_overflow_and_underflow() {
     }
     // A subnormal product is a value, as for float4 (float4mul agrees on its text).
     assert_eq!(
-        text_of("SELECT ('[1e-20]'::qvector * '[1e-20]')::text = '[' || (1e-20::real * 1e-20::real)::text || ']'"),
+        text_of("SELECT (('[1e-20]'::qvector * '[1e-20]')::text = '[' || (1e-20::real * 1e-20::real)::text || ']')::text"),
         "true"
     );
     assert_eq!(
@@ -502,7 +502,9 @@ fn issue12_aggregate_states_are_checked() {
     );
     for (call, state) in [
         ("qvector_accum", "(%s, '[1,2,3]')"),
+        ("qvector_sum_accum", "(%s, '[1,2,3]')"),
         ("sq8vector_accum", "(%s, '[1,2,3]')"),
+        ("sq8vector_sum_accum", "(%s, '[1,2,3]')"),
         ("qvector_combine", "(%s, '{1,2}')"),
         ("qvector_combine", "('{1,2}', %s)"),
         ("qvector_avg", "(%s)"),
@@ -556,17 +558,34 @@ fn issue12_aggregate_states_are_checked() {
         error_of("SELECT sum(v) FROM unnest(ARRAY['[3e38]'::qvector, '[3e38]']) v"),
         "22003: value out of range: overflow"
     );
+    // pgvector's messages for mixed dimensions: avg accumulates, sum adds vectors.
+    assert_eq!(
+        error_of("SELECT avg(v) FROM unnest(ARRAY['[1,2]'::qvector, '[3]']) v"),
+        "22000: expected 2 dimensions, not 1"
+    );
+    assert_eq!(
+        error_of("SELECT sum(v) FROM unnest(ARRAY['[1,2]'::qvector, '[3]']) v"),
+        "22000: different qvector dimensions 2 and 1"
+    );
+    assert_eq!(
+        error_of("SELECT sum(v) FROM unnest(ARRAY['[1,2]'::sq8vector, '[3]']) v"),
+        "22000: different sq8vector dimensions 2 and 1"
+    );
+    assert_eq!(
+        text_of("SELECT sum(v)::text FROM unnest(ARRAY['[1,2,3]'::qvector, '[3,5,7]', NULL]) v"),
+        "[4,7,10]"
+    );
 }
 
 /// float4out's text of `v` (the session has extra_float_digits = 1).
 fn float4out_text(v: f32) -> String {
     // SAFETY: float4out takes one float4 datum and returns a palloc'd C string.
     unsafe {
-        let datum = pgrx::pg_sys::DirectFunctionCall1Coll(
-            Some(pgrx::pg_sys::float4out),
-            pgrx::pg_sys::InvalidOid,
-            pgrx::pg_sys::Datum::from(v.to_bits() as usize),
-        );
+        let datum = pgrx::fcinfo::direct_function_call_as_datum(
+            pgrx::pg_sys::float4out,
+            &[Some(pgrx::pg_sys::Datum::from(v.to_bits() as usize))],
+        )
+        .expect("float4out returned NULL");
         let ptr = datum.cast_mut_ptr::<std::ffi::c_char>();
         let text = std::ffi::CStr::from_ptr(ptr).to_str().unwrap().to_owned();
         pgrx::pg_sys::pfree(ptr.cast());

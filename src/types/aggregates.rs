@@ -83,6 +83,16 @@ fn check_state_dims(state_dims: usize, dims: usize) {
     }
 }
 
+/// Which aggregate a transition function serves (only the dimension message differs:
+/// pgvector's `sum` adds vectors, its `avg` accumulates a state).
+#[derive(Clone, Copy)]
+enum Aggregate {
+    /// `avg`: "expected 2 dimensions, not 1".
+    Avg,
+    /// `sum` of the named type: "different qvector dimensions 2 and 1".
+    Sum(&'static str),
+}
+
 /// ERRORs if a float8 sum overflowed.
 fn check_sum(v: f64) {
     if v.is_infinite() {
@@ -94,7 +104,12 @@ fn check_sum(v: f64) {
 }
 
 /// Transition function body: adds the elements `v` of one row to the state (argument 0).
-fn accumulate(fcinfo: pg_sys::FunctionCallInfo, v: &[f32], caller: &str) -> pg_sys::Datum {
+fn accumulate(
+    fcinfo: pg_sys::FunctionCallInfo,
+    v: &[f32],
+    caller: &str,
+    aggregate: Aggregate,
+) -> pg_sys::Datum {
     // SAFETY: argument 0 is the float8[] state.
     let (array, state) = unsafe { state_array(arg_datum(fcinfo, 0), caller) };
     let dims = state.len() - 1;
@@ -104,7 +119,14 @@ fn accumulate(fcinfo: pg_sys::FunctionCallInfo, v: &[f32], caller: &str) -> pg_s
         next.extend(v.iter().map(|x| *x as f64));
         return state_datum(&next);
     }
-    check_state_dims(dims, v.len());
+    match aggregate {
+        Aggregate::Avg => check_state_dims(dims, v.len()),
+        Aggregate::Sum(ty) if dims != v.len() => raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("different {ty} dimensions {dims} and {}", v.len()),
+        ),
+        Aggregate::Sum(_) => {}
+    }
     if in_aggregate(fcinfo) {
         state[0] += 1.0;
         for (s, x) in state[1..].iter_mut().zip(v) {
@@ -126,21 +148,42 @@ fn accumulate(fcinfo: pg_sys::FunctionCallInfo, v: &[f32], caller: &str) -> pg_s
 }
 
 pg_fn!(
-    /// `qvector_accum(float8[], qvector)`: adds one vector to the state.
+    /// `qvector_accum(float8[], qvector)`: adds one vector to the state of `avg`.
     qvector_accum,
     |fcinfo| {
         // SAFETY: argument 1 is a qvector.
-        accumulate(fcinfo, unsafe { qvector_arg(fcinfo, 1) }, "qvector_accum")
+        let v = unsafe { qvector_arg(fcinfo, 1) };
+        accumulate(fcinfo, v, "qvector_accum", Aggregate::Avg)
     }
 );
 
 pg_fn!(
-    /// `sq8vector_accum(float8[], sq8vector)`: adds one decoded sq8vector to the state.
+    /// `qvector_sum_accum(float8[], qvector)`: adds one vector to the state of `sum`.
+    qvector_sum_accum,
+    |fcinfo| {
+        // SAFETY: argument 1 is a qvector.
+        let v = unsafe { qvector_arg(fcinfo, 1) };
+        accumulate(fcinfo, v, "qvector_sum_accum", Aggregate::Sum("qvector"))
+    }
+);
+
+pg_fn!(
+    /// `sq8vector_accum(float8[], sq8vector)`: adds one decoded sq8vector to the state of `avg`.
     sq8vector_accum,
     |fcinfo| {
         // SAFETY: argument 1 is an sq8vector.
         let v = unsafe { sq8vector_arg(fcinfo, 1) }.decode();
-        accumulate(fcinfo, &v, "sq8vector_accum")
+        accumulate(fcinfo, &v, "sq8vector_accum", Aggregate::Avg)
+    }
+);
+
+pg_fn!(
+    /// `sq8vector_sum_accum(float8[], sq8vector)`: adds one decoded sq8vector to the state of `sum`.
+    sq8vector_sum_accum,
+    |fcinfo| {
+        // SAFETY: argument 1 is an sq8vector.
+        let v = unsafe { sq8vector_arg(fcinfo, 1) }.decode();
+        accumulate(fcinfo, &v, "sq8vector_sum_accum", Aggregate::Sum("sq8vector"))
     }
 );
 

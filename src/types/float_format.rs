@@ -198,28 +198,95 @@ fn exact_choice(v: f32) -> Decimal {
     value
 }
 
-/// Rust's shortest round-trip digits of a finite, non-zero `|v|`.
-fn shortest(v: f32) -> Decimal {
-    let mut text = String::with_capacity(16);
-    let _ = write!(text, "{:e}", v.abs());
-    Decimal::from_sci(&text)
+/// A fixed stack buffer that `write!` can fill (no allocation per element).
+struct StackBuf {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Write for StackBuf {
+    /// Appends `s`, failing if it does not fit.
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.bytes.len() {
+            return Err(std::fmt::Error);
+        }
+        self.bytes[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Up to 9 significant digits (ASCII) and the decimal exponent of the first one.
+struct Digits {
+    bytes: [u8; 16],
+    count: usize,
+    exp: i32,
+}
+
+impl Digits {
+    /// Rust's shortest round-trip digits of a finite, non-zero `|v|` (`{:e}` prints
+    /// them without trailing zeros, e.g. `1.2345679e8`).
+    fn shortest(v: f32) -> Digits {
+        let mut buf = StackBuf {
+            bytes: [0; 32],
+            len: 0,
+        };
+        // At most 15 bytes ("1.1754942e-38"), so this cannot fail.
+        let _ = write!(buf, "{:e}", v.abs());
+        let text = &buf.bytes[..buf.len];
+        let e = text.iter().position(|b| *b == b'e').unwrap_or(text.len());
+        let mut d = Digits {
+            bytes: [0; 16],
+            count: 0,
+            exp: 0,
+        };
+        for b in text[..e].iter().filter(|b| b.is_ascii_digit()) {
+            d.bytes[d.count] = *b;
+            d.count += 1;
+        }
+        let (negative, magnitude) = match text.get(e + 1) {
+            Some(b'-') => (true, &text[e + 2..]),
+            _ => (false, &text[(e + 1).min(text.len())..]),
+        };
+        let magnitude = magnitude
+            .iter()
+            .fold(0i32, |n, b| n * 10 + (b - b'0') as i32);
+        d.exp = if negative { -magnitude } else { magnitude };
+        d
+    }
+
+    /// The digits as an integer.
+    fn value(&self) -> u64 {
+        self.bytes[..self.count]
+            .iter()
+            .fold(0u64, |n, b| n * 10 + (b - b'0') as u64)
+    }
+
+    /// Copies a decimal (at most 16 digits) into digit form.
+    fn from_decimal(d: &Decimal) -> Digits {
+        let mut out = Digits {
+            bytes: [0; 16],
+            count: d.digits.len().min(16),
+            exp: d.exp,
+        };
+        out.bytes[..out.count].copy_from_slice(&d.digits[..out.count]);
+        out
+    }
 }
 
 /// PostgreSQL's digits for a finite, non-zero `|v|`.
-fn postgres_digits(v: f32) -> Decimal {
-    let d = shortest(v);
+fn postgres_digits(v: f32) -> Digits {
+    let d = Digits::shortest(v);
     let b = Binary::of(v);
-    let c = d
-        .digits
-        .iter()
-        .fold(0u64, |n, x| n * 10 + (x - b'0') as u64);
+    let c = d.value();
     // Weight of the last digit.
-    let k = d.exp - d.digits.len() as i32 + 1;
+    let k = d.exp - d.count as i32 + 1;
     let on_bound = exact_eq(c, k, b.low(), b.e2 - 2) || exact_eq(c, k, b.high(), b.e2 - 2);
     let tie = exact_eq(10 * c + 5, k - 1, b.m2, b.e2)
         || (c > 0 && exact_eq(10 * c - 5, k - 1, b.m2, b.e2));
     if on_bound || tie {
-        exact_choice(v)
+        Digits::from_decimal(&exact_choice(v))
     } else {
         d
     }
@@ -234,8 +301,8 @@ pub fn write_f32(out: &mut String, v: f32) {
     if v.is_sign_negative() {
         out.push('-');
     }
-    let Decimal { digits, exp } = postgres_digits(v);
-    let count = digits.len();
+    let d = postgres_digits(v);
+    let (digits, count, exp) = (&d.bytes[..d.count], d.count, d.exp);
     let push = |out: &mut String, d: &[u8]| d.iter().for_each(|b| out.push(*b as char));
     if PLAIN_EXPONENTS.contains(&exp) {
         // Digits before the decimal point (zero or negative: a leading "0.000").
@@ -243,9 +310,9 @@ pub fn write_f32(out: &mut String, v: f32) {
         if point <= 0 {
             out.push_str("0.");
             (0..-point).for_each(|_| out.push('0'));
-            push(out, &digits);
+            push(out, digits);
         } else if point as usize >= count {
-            push(out, &digits);
+            push(out, digits);
             (count..point as usize).for_each(|_| out.push('0'));
         } else {
             push(out, &digits[..point as usize]);
