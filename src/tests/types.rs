@@ -678,7 +678,7 @@ fn issue12_text_input_errors_carry_detail() {
         ("[1,]", ""),
         ("[1, ,3]", ""),
         ("[", ""),
-        ("[0x10]", ""),
+        ("[0xg]", ""),
     ] {
         let sql = format!("SELECT '{bad}'::qvector");
         assert_eq!(error_of(&sql), syntax(bad), "{bad}");
@@ -691,6 +691,11 @@ fn issue12_text_input_errors_carry_detail() {
         "22003: \"-4e38\" is out of range for type qvector"
     );
     assert_eq!(text_of("SELECT '[1.,2.,3.]'::qvector::text"), "[1,2,3]");
+    // Hexadecimal literals, as pgvector's strtof reads them.
+    assert_eq!(
+        text_of("SELECT '[0x10,-0x1.8p1,0x.8]'::qvector::text"),
+        "[16,-3,0.5]"
+    );
     assert_eq!(
         text_of("SELECT '[1.00000005960464477539062500001]'::qvector::text"),
         "[1.0000001]"

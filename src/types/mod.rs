@@ -7,6 +7,7 @@
 pub mod aggregates;
 pub mod binary;
 pub mod float_format;
+pub mod hex_float;
 pub mod operators;
 pub mod qvector;
 pub mod sq8;

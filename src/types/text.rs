@@ -4,13 +4,14 @@
 //! whitespace, `[`, comma-separated float literals (each may be surrounded by
 //! whitespace), `]`, optional whitespace. An element is the longest prefix C's `strtof`
 //! would read (sign, digits with an optional point and exponent, `inf`, `infinity`,
-//! `nan`, `nan(...)`), rounded once to the nearest float4; hexadecimal literals are not
-//! accepted. NaN, infinity and values beyond float4 are errors; values below the
-//! smallest float4 read as zero. Formatting prints each element as PostgreSQL's
+//! `nan`, `nan(...)`, hexadecimal `0x1.8p3`), rounded once to the nearest float4. NaN,
+//! infinity and values beyond float4 are errors; values below the smallest float4 read
+//! as zero. Formatting prints each element as PostgreSQL's
 //! `float4out` does with `extra_float_digits = 1` (see `float_format.rs`), so text
 //! round-trips are exact and byte-identical to pgvector's.
 
 pub use crate::types::float_format::write_f32;
+use crate::types::hex_float;
 
 /// Most dimensions a vector may have (same limit as pgvector).
 pub const MAX_DIMS: usize = 16000;
@@ -90,7 +91,7 @@ pub fn parse_vector(input: &str) -> Result<Vec<f32>, ParseError> {
 }
 
 /// Length of the float literal at the start of `s` (0 if there is none), with
-/// `strtof`'s grammar minus hexadecimal literals.
+/// `strtof`'s grammar.
 pub fn scan_float(s: &[u8]) -> usize {
     let sign = usize::from(matches!(s.first(), Some(b'+' | b'-')));
     let rest = &s[sign..];
@@ -114,6 +115,10 @@ pub fn scan_float(s: &[u8]) -> usize {
             }
         }
         return sign + 3;
+    }
+    let hex = hex_float::scan(rest);
+    if hex > 0 {
+        return sign + hex;
     }
     let digits = |from: usize| {
         rest[from..]
@@ -150,6 +155,9 @@ fn read_float(token: &str) -> f32 {
     let magnitude = match lower {
         Some(b'i') => f32::INFINITY,
         Some(b'n') => f32::NAN,
+        _ if unsigned.len() > 1 && unsigned.as_bytes()[1].eq_ignore_ascii_case(&b'x') => {
+            hex_float::read(unsigned)
+        }
         // Rust's parser rounds correctly; it accepts every digit form scan_float scans.
         _ => unsigned.parse::<f32>().unwrap_or(f32::NAN),
     };
@@ -209,12 +217,21 @@ mod tests {
         );
         assert_eq!(parse_vector("[+1.5E+2]").unwrap(), vec![150.0]);
         assert_eq!(parse_vector("[1.,.5,-.5e1]").unwrap(), vec![1.0, 0.5, -5.0]);
+        // Hexadecimal literals, as strtof reads them.
+        assert_eq!(
+            parse_vector("[0x10, -0X1.8p1,0x.8p-1]").unwrap(),
+            vec![16.0, -3.0, 0.25]
+        );
+        assert_eq!(
+            parse_vector("[0x1p128]"),
+            Err(ParseError::OutOfRange("0x1p128".into()))
+        );
     }
 
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "[1,2", "[1,,2]", "[a]", "[1;2]", "[1 2]", "[,]", "[1,]", "[0x10]", "[--1]", "[1e]",
+            "[1,2", "[1,,2]", "[a]", "[1;2]", "[1 2]", "[,]", "[1,]", "[0xg]", "[--1]", "[1e]",
             "[1a]", "[", "[ ", "[,", "[1, ,3]", "[.]", "[1.2.3]",
         ] {
             assert_eq!(parse_vector(bad), Err(ParseError::Syntax), "{bad:?}");
