@@ -75,7 +75,7 @@ impl Decimal {
         if n >= 10u64.pow(p as u32) {
             exp += 1;
         }
-        while n % 10 == 0 && n > 0 {
+        while n > 0 && n.is_multiple_of(10) {
             n /= 10;
         }
         Decimal {
@@ -126,14 +126,14 @@ fn exact_eq(mut c: u64, mut k: i32, mut n: u64, mut e: i32) -> bool {
     let twos = n.trailing_zeros();
     n >>= twos;
     e += twos as i32;
-    while c % 10 == 0 {
+    while c.is_multiple_of(10) {
         c /= 10;
         k += 1;
     }
     let a = c.trailing_zeros();
     c >>= a;
     let mut b = 0;
-    while c % 5 == 0 {
+    while c.is_multiple_of(5) {
         c /= 5;
         b += 1;
     }
@@ -374,7 +374,7 @@ mod tests {
             (12345.678, "12345.678"),
             // An exact tie between 0.00024414062 and ...63 (2^-12): PostgreSQL takes
             // the even digit.
-            (0.000_244_140_625, "0.00024414062"),
+            (1.0 / 4096.0, "0.00024414062"),
             // 33556490 lies exactly on the upper bound of 33556488's interval, which
             // PostgreSQL excludes.
             (33_556_488.0, "3.3556488e+07"),
