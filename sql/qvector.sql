@@ -21,7 +21,11 @@ CREATE TYPE qvector (
     TYPMOD_IN = qvector_typmod_in,
     RECEIVE   = qvector_recv,
     SEND      = qvector_send,
-    STORAGE   = external
+    STORAGE   = external,
+    -- qvector and sq8vector share a type category in which qvector is preferred, so an
+    -- untyped literal ('[1,2]') resolves to qvector when both types have an overload.
+    CATEGORY  = 'q',
+    PREFERRED = true
 );
 
 -- typmod coercion and casts
@@ -68,6 +72,10 @@ CREATE FUNCTION l2_normalize(qvector) RETURNS qvector
     AS 'MODULE_PATHNAME', 'qvector_l2_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION binary_quantize(qvector) RETURNS bit
     AS 'MODULE_PATHNAME', 'qvector_binary_quantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION subvector(qvector, integer, integer) RETURNS qvector
+    AS 'MODULE_PATHNAME', 'qvector_subvector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION qvector_concat(qvector, qvector) RETURNS qvector
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION qvector_add(qvector, qvector) RETURNS qvector
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -85,6 +93,7 @@ CREATE OPERATOR <+> (LEFTARG = qvector, RIGHTARG = qvector, PROCEDURE = l1_dista
 CREATE OPERATOR + (LEFTARG = qvector, RIGHTARG = qvector, PROCEDURE = qvector_add, COMMUTATOR = +);
 CREATE OPERATOR - (LEFTARG = qvector, RIGHTARG = qvector, PROCEDURE = qvector_sub);
 CREATE OPERATOR * (LEFTARG = qvector, RIGHTARG = qvector, PROCEDURE = qvector_mul, COMMUTATOR = *);
+CREATE OPERATOR || (LEFTARG = qvector, RIGHTARG = qvector, PROCEDURE = qvector_concat);
 
 -- comparison and the btree operator class
 
@@ -128,6 +137,8 @@ CREATE OPERATOR CLASS qvector_ops DEFAULT FOR TYPE qvector USING btree AS
 
 CREATE FUNCTION qvector_accum(double precision[], qvector) RETURNS double precision[]
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION qvector_sum_accum(double precision[], qvector) RETURNS double precision[]
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION qvector_combine(double precision[], double precision[]) RETURNS double precision[]
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION qvector_avg(double precision[]) RETURNS qvector
@@ -140,6 +151,6 @@ CREATE AGGREGATE avg(qvector) (
     COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
 );
 CREATE AGGREGATE sum(qvector) (
-    SFUNC = qvector_accum, STYPE = double precision[], FINALFUNC = qvector_sum,
+    SFUNC = qvector_sum_accum, STYPE = double precision[], FINALFUNC = qvector_sum,
     COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
 );

@@ -22,7 +22,8 @@ CREATE TYPE sq8vector (
     RECEIVE   = sq8vector_recv,
     SEND      = sq8vector_send,
     ALIGNMENT = int4,
-    STORAGE   = external
+    STORAGE   = external,
+    CATEGORY  = 'q'    -- qvector's category, where qvector is the preferred type
 );
 
 -- typmod coercion and casts (as pgvector's halfvec: to the compact type implicitly,
@@ -78,6 +79,10 @@ CREATE FUNCTION l2_normalize(sq8vector) RETURNS sq8vector
     AS 'MODULE_PATHNAME', 'sq8vector_l2_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION binary_quantize(sq8vector) RETURNS bit
     AS 'MODULE_PATHNAME', 'sq8vector_binary_quantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION subvector(sq8vector, integer, integer) RETURNS sq8vector
+    AS 'MODULE_PATHNAME', 'sq8vector_subvector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sq8vector_concat(sq8vector, sq8vector) RETURNS sq8vector
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION sq8vector_add(sq8vector, sq8vector) RETURNS sq8vector
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -95,6 +100,7 @@ CREATE OPERATOR <+> (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = l1_d
 CREATE OPERATOR + (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = sq8vector_add, COMMUTATOR = +);
 CREATE OPERATOR - (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = sq8vector_sub);
 CREATE OPERATOR * (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = sq8vector_mul, COMMUTATOR = *);
+CREATE OPERATOR || (LEFTARG = sq8vector, RIGHTARG = sq8vector, PROCEDURE = sq8vector_concat);
 
 -- comparison (on the decoded values) and the btree operator class
 
@@ -139,6 +145,8 @@ CREATE OPERATOR CLASS sq8vector_ops DEFAULT FOR TYPE sq8vector USING btree AS
 
 CREATE FUNCTION sq8vector_accum(double precision[], sq8vector) RETURNS double precision[]
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sq8vector_sum_accum(double precision[], sq8vector) RETURNS double precision[]
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION sq8vector_avg(double precision[]) RETURNS sq8vector
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION sq8vector_sum(double precision[]) RETURNS sq8vector
@@ -149,6 +157,6 @@ CREATE AGGREGATE avg(sq8vector) (
     COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
 );
 CREATE AGGREGATE sum(sq8vector) (
-    SFUNC = sq8vector_accum, STYPE = double precision[], FINALFUNC = sq8vector_sum,
+    SFUNC = sq8vector_sum_accum, STYPE = double precision[], FINALFUNC = sq8vector_sum,
     COMBINEFUNC = qvector_combine, INITCOND = '{0}', PARALLEL = SAFE
 );

@@ -8,7 +8,8 @@
 use crate::distance;
 use crate::fmgr::{bool_datum, f64_datum, i32_datum, raise};
 use crate::pg_fn;
-use crate::types::qvector::{check_finite, new_qvector, qvector_arg};
+use crate::types::qvector::{new_qvector, qvector_arg, raise_op_error};
+use crate::types::vecops::{self, Op};
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 use std::cmp::Ordering;
@@ -183,14 +184,11 @@ pg_fn!(
     }
 );
 
-/// Applies an element-wise operation and checks the result is finite.
-fn elementwise(a: &[f32], b: &[f32], op: impl Fn(f32, f32) -> f32) -> pg_sys::Datum {
+/// Applies an element-wise operation with pgvector's overflow and underflow checks.
+fn elementwise(a: &[f32], b: &[f32], op: Op) -> pg_sys::Datum {
     check_same_dims(a, b);
     let (datum, out) = new_qvector(a.len());
-    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-        *o = op(*x, *y);
-    }
-    check_finite(out);
+    vecops::apply(op, a, b, out).unwrap_or_else(|e| raise_op_error(e));
     datum
 }
 
@@ -200,7 +198,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        elementwise(a, b, |x, y| x + y)
+        elementwise(a, b, Op::Add)
     }
 );
 
@@ -210,7 +208,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        elementwise(a, b, |x, y| x - y)
+        elementwise(a, b, Op::Sub)
     }
 );
 
@@ -220,7 +218,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        elementwise(a, b, |x, y| x * y)
+        elementwise(a, b, Op::Mul)
     }
 );
 

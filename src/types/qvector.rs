@@ -6,7 +6,8 @@
 use crate::fmgr::{arg_bool, arg_datum, arg_i32, raise};
 use crate::pg_fn;
 use crate::types::binary::{decode_binary, encode_binary, BinaryError};
-use crate::types::text::{checked_f32, format_vector, parse_vector, ParseError, MAX_DIMS};
+use crate::types::text::{format_vector, parse_vector, ParseError, MAX_DIMS};
+use crate::types::vecops::OpError;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 
@@ -103,19 +104,38 @@ pub fn check_typmod(dims: usize, typmod: i32) {
     }
 }
 
-/// ERRORs if an element is NaN or infinite (results of arithmetic).
-pub fn check_finite(values: &[f32]) {
-    for v in values {
-        if v.is_nan() {
-            raise(Code::ERRCODE_DATA_EXCEPTION, "NaN not allowed in qvector");
-        }
-        if v.is_infinite() {
-            raise(
-                Code::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-                "value out of range: overflow",
-            );
-        }
+/// Raises the ERROR of a failed element-wise operation (PostgreSQL's float messages).
+pub fn raise_op_error(err: OpError) -> ! {
+    let message = match err {
+        OpError::Overflow => "value out of range: overflow",
+        OpError::Underflow => "value out of range: underflow",
+    };
+    raise(Code::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, message)
+}
+
+/// ERRORs with pgvector's messages if an element is NaN or infinite (`ty` names the type).
+pub fn check_element(ty: &str, value: f32) {
+    if value.is_nan() {
+        raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("NaN not allowed in {ty}"),
+        );
     }
+    if value.is_infinite() {
+        raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("infinite value not allowed in {ty}"),
+        );
+    }
+}
+
+/// Raises an ERROR with a SQLSTATE, message and DETAIL line; never returns.
+#[track_caller]
+pub fn raise_detail(code: Code, message: String, detail: &str) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(code, message, "vectorize_quant")
+        .set_detail(detail)
+        .report(pgrx::pg_sys::elog::PgLogLevel::ERROR);
+    unreachable!("ERROR returned")
 }
 
 /// Copies a Rust string into a palloc'd C string datum.
@@ -131,10 +151,18 @@ pub fn cstring_datum(s: &str) -> pg_sys::Datum {
 
 /// Raises the ERROR matching a text parse failure of type `ty`.
 pub fn raise_parse_error(ty: &str, err: ParseError, input: &str) -> ! {
+    let syntax = format!("invalid input syntax for type {ty}: \"{input}\"");
     match err {
-        ParseError::Syntax => raise(
+        ParseError::Syntax => raise(Code::ERRCODE_INVALID_TEXT_REPRESENTATION, syntax),
+        ParseError::MissingOpenBracket => raise_detail(
             Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
-            format!("invalid input syntax for type {ty}: \"{input}\""),
+            syntax,
+            "Vector contents must start with \"[\".",
+        ),
+        ParseError::JunkAfterClose => raise_detail(
+            Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            syntax,
+            "Junk after closing right brace.",
         ),
         ParseError::NotANumber => raise(
             Code::ERRCODE_DATA_EXCEPTION,
@@ -334,8 +362,8 @@ pg_fn!(
     }
 );
 
-/// Reads a 1-D array of int4, float4, float8 or numeric into checked f32 elements
-/// (`ty` is the target type, for messages).
+/// Reads a 1-D array of int4, float4, float8 or numeric into f32 elements, rounding as
+/// pgvector does and rejecting NaN and infinity (`ty` is the target type, for messages).
 ///
 /// # Safety
 /// `datum` must be an array datum.
@@ -384,22 +412,24 @@ pub unsafe fn array_elements(datum: pg_sys::Datum, ty: &str) -> Vec<f32> {
         .iter()
         .map(|d| {
             let value = match elemtype {
-                pg_sys::INT4OID => d.value() as i32 as f64,
-                pg_sys::FLOAT4OID => f32::from_bits(d.value() as u32) as f64,
-                pg_sys::FLOAT8OID => f64::from_bits(d.value() as u64),
+                pg_sys::INT4OID => d.value() as i32 as f32,
+                pg_sys::FLOAT4OID => f32::from_bits(d.value() as u32),
+                pg_sys::FLOAT8OID => f64::from_bits(d.value() as u64) as f32,
                 pg_sys::NUMERICOID => {
-                    // SAFETY: numeric_float8 takes one numeric datum.
+                    // SAFETY: numeric_float4 takes one numeric datum (and ERRORs itself
+                    // for a value beyond float4, as in pgvector).
                     unsafe {
-                        pgrx::fcinfo::direct_function_call::<f64>(pg_sys::numeric_float8, &[Some(*d)])
+                        pgrx::fcinfo::direct_function_call::<f32>(pg_sys::numeric_float4, &[Some(*d)])
                     }
-                    .unwrap_or(f64::NAN)
+                    .unwrap_or(f32::NAN)
                 }
                 _ => raise(
                     Code::ERRCODE_DATA_EXCEPTION,
                     "unsupported array type: expected integer[], real[], double precision[] or numeric[]",
                 ),
             };
-            checked_f32(value, &format!("{value:e}")).unwrap_or_else(|e| raise_parse_error(ty, e, ""))
+            check_element(ty, value);
+            value
         })
         .collect()
 }

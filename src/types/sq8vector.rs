@@ -10,11 +10,12 @@ use crate::fmgr::{arg_datum, arg_i32, bool_datum, f64_datum, i32_datum, raise};
 use crate::pg_fn;
 use crate::types::operators::{compare, sign_bits_datum};
 use crate::types::qvector::{
-    array_elements, check_dims, check_finite, check_typmod, cstring_datum, float4_array_datum,
-    qvector_arg, qvector_datum, raise_binary_error, raise_parse_error, recv_bytes, typmod_in,
+    array_elements, check_dims, check_typmod, cstring_datum, float4_array_datum, qvector_arg,
+    qvector_datum, raise_binary_error, raise_op_error, raise_parse_error, recv_bytes, typmod_in,
 };
 use crate::types::sq8::{self, decode_sq8_binary, encode_sq8_binary, Sq8Ref, Sq8Vector};
 use crate::types::text::{format_vector, parse_vector};
+use crate::types::vecops::{self, Op};
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 use std::cmp::Ordering;
@@ -346,23 +347,17 @@ pg_fn!(
     }
 );
 
-/// Applies an element-wise operation to the decoded operands and quantizes the result.
+/// Applies an element-wise operation to the decoded operands (with `qvector`'s overflow
+/// and underflow checks) and quantizes the result.
 ///
 /// # Safety
 /// Arguments 0 and 1 must be non-NULL sq8vectors.
-unsafe fn elementwise(
-    fcinfo: pg_sys::FunctionCallInfo,
-    op: impl Fn(f32, f32) -> f32,
-) -> pg_sys::Datum {
+unsafe fn elementwise(fcinfo: pg_sys::FunctionCallInfo, op: Op) -> pg_sys::Datum {
     // SAFETY: guaranteed by the caller.
     let (a, b) = unsafe { two_args(fcinfo) };
-    let out: Vec<f32> = a
-        .decode()
-        .into_iter()
-        .zip(b.decode())
-        .map(|(x, y)| op(x, y))
-        .collect();
-    check_finite(&out);
+    let (a, b) = (a.decode(), b.decode());
+    let mut out = vec![0.0; a.len()];
+    vecops::apply(op, &a, &b, &mut out).unwrap_or_else(|e| raise_op_error(e));
     encode_datum(&out)
 }
 
@@ -371,7 +366,7 @@ pg_fn!(
     sq8vector_add,
     |fcinfo| {
         // SAFETY: two sq8vector arguments.
-        unsafe { elementwise(fcinfo, |x, y| x + y) }
+        unsafe { elementwise(fcinfo, Op::Add) }
     }
 );
 
@@ -380,7 +375,7 @@ pg_fn!(
     sq8vector_sub,
     |fcinfo| {
         // SAFETY: two sq8vector arguments.
-        unsafe { elementwise(fcinfo, |x, y| x - y) }
+        unsafe { elementwise(fcinfo, Op::Sub) }
     }
 );
 
@@ -389,7 +384,7 @@ pg_fn!(
     sq8vector_mul,
     |fcinfo| {
         // SAFETY: two sq8vector arguments.
-        unsafe { elementwise(fcinfo, |x, y| x * y) }
+        unsafe { elementwise(fcinfo, Op::Mul) }
     }
 );
 

@@ -1,20 +1,30 @@
 //! Text form of vectors, `[1,2.5,-3e-2]`: parsing and formatting with no Postgres in it.
 //!
-//! The grammar follows pgvector: optional whitespace, `[`, comma-separated float
-//! literals (each may be surrounded by whitespace), `]`, optional whitespace.
-//! Values must be finite and fit in `f32`; formatting prints the shortest text that
-//! parses back to the same `f32`, so text round-trips are exact.
+//! The grammar and the order of the checks follow pgvector's `vector_in`: optional
+//! whitespace, `[`, comma-separated float literals (each may be surrounded by
+//! whitespace), `]`, optional whitespace. An element is the longest prefix C's `strtof`
+//! would read (sign, digits with an optional point and exponent, `inf`, `infinity`,
+//! `nan`, `nan(...)`, hexadecimal `0x1.8p3`), rounded once to the nearest float4. NaN,
+//! infinity and values beyond float4 are errors; values below the smallest float4 read
+//! as zero. Formatting prints each element as PostgreSQL's
+//! `float4out` does with `extra_float_digits = 1` (see `float_format.rs`), so text
+//! round-trips are exact and byte-identical to pgvector's.
 
-use std::fmt::Write;
+pub use crate::types::float_format::write_f32;
+use crate::types::hex_float;
 
 /// Most dimensions a vector may have (same limit as pgvector).
 pub const MAX_DIMS: usize = 16000;
 
-/// Why a text vector was rejected; the SQL layer maps each kind to a SQLSTATE.
+/// Why a text vector was rejected; the SQL layer maps each kind to a SQLSTATE and DETAIL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
-    /// Not of the form `[a,b,...]`.
+    /// Not of the form `[a,b,...]` (no more specific detail).
     Syntax,
+    /// The first non-space character is not `[`.
+    MissingOpenBracket,
+    /// Something other than whitespace follows the closing `]`.
+    JunkAfterClose,
     /// An element is NaN.
     NotANumber,
     /// An element is +/- infinity.
@@ -27,71 +37,157 @@ pub enum ParseError {
     TooManyDimensions,
 }
 
+/// True for the whitespace Postgres' `scanner_isspace` accepts.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// Index of the first non-space byte at or after `i`.
+fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && is_space(bytes[i]) {
+        i += 1;
+    }
+    i
+}
+
 /// Parses the text form of a vector into its elements.
 pub fn parse_vector(input: &str) -> Result<Vec<f32>, ParseError> {
-    let trimmed = input.trim_matches(is_space);
-    let inner = trimmed
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .ok_or(ParseError::Syntax)?;
-    if inner.trim_matches(is_space).is_empty() {
+    let bytes = input.as_bytes();
+    let mut i = skip_spaces(bytes, 0);
+    if bytes.get(i) != Some(&b'[') {
+        return Err(ParseError::MissingOpenBracket);
+    }
+    i = skip_spaces(bytes, i + 1);
+    if bytes.get(i) == Some(&b']') {
         return Err(ParseError::NoDimensions);
     }
     let mut out = Vec::new();
-    for item in inner.split(',') {
-        let item = item.trim_matches(is_space);
-        if item.is_empty() || !looks_numeric(item) {
-            return Err(ParseError::Syntax);
-        }
-        let value: f64 = item.parse().map_err(|_| ParseError::Syntax)?;
-        out.push(checked_f32(value, item)?);
-        if out.len() > MAX_DIMS {
+    loop {
+        if out.len() == MAX_DIMS {
             return Err(ParseError::TooManyDimensions);
         }
+        i = skip_spaces(bytes, i);
+        let len = scan_float(&bytes[i..]);
+        if len == 0 {
+            return Err(ParseError::Syntax);
+        }
+        // The scanned prefix is ASCII, so slicing the str there is on a char boundary.
+        let token = &input[i..i + len];
+        out.push(checked_f32(read_float(token), token)?);
+        i = skip_spaces(bytes, i + len);
+        match bytes.get(i) {
+            Some(b',') => i += 1,
+            Some(b']') => {
+                i += 1;
+                break;
+            }
+            _ => return Err(ParseError::Syntax),
+        }
+    }
+    if skip_spaces(bytes, i) != bytes.len() {
+        return Err(ParseError::JunkAfterClose);
     }
     Ok(out)
 }
 
-/// Converts an f64 element to f32, rejecting NaN, infinity and overflow.
-pub fn checked_f32(value: f64, text: &str) -> Result<f32, ParseError> {
+/// Length of the float literal at the start of `s` (0 if there is none), with
+/// `strtof`'s grammar.
+pub fn scan_float(s: &[u8]) -> usize {
+    let sign = usize::from(matches!(s.first(), Some(b'+' | b'-')));
+    let rest = &s[sign..];
+    let starts_with =
+        |word: &[u8]| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
+    if starts_with(b"infinity") {
+        return sign + 8;
+    }
+    if starts_with(b"inf") {
+        return sign + 3;
+    }
+    if starts_with(b"nan") {
+        // `nan(chars)` is one literal when the parenthesis closes.
+        if rest.get(3) == Some(&b'(') {
+            let inner = rest[4..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                .count();
+            if rest.get(4 + inner) == Some(&b')') {
+                return sign + 5 + inner;
+            }
+        }
+        return sign + 3;
+    }
+    let hex = hex_float::scan(rest);
+    if hex > 0 {
+        return sign + hex;
+    }
+    let digits = |from: usize| {
+        rest[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let whole = digits(0);
+    let mut i = whole;
+    let mut fraction = 0;
+    if rest.get(i) == Some(&b'.') {
+        fraction = digits(i + 1);
+        i += 1 + fraction;
+    }
+    if whole + fraction == 0 {
+        return 0;
+    }
+    if matches!(rest.get(i), Some(b'e' | b'E')) {
+        let exp_sign = usize::from(matches!(rest.get(i + 1), Some(b'+' | b'-')));
+        let exp_digits = digits(i + 1 + exp_sign);
+        if exp_digits > 0 {
+            i += 1 + exp_sign + exp_digits;
+        }
+    }
+    sign + i
+}
+
+/// Reads a literal accepted by [`scan_float`], rounding once to the nearest float4
+/// (overflow reads as infinity, underflow as zero, like `strtof`).
+fn read_float(token: &str) -> f32 {
+    let unsigned = token.trim_start_matches(['+', '-']);
+    let negative = token.starts_with('-');
+    let lower = unsigned.as_bytes().first().map(|b| b.to_ascii_lowercase());
+    let magnitude = match lower {
+        Some(b'i') => f32::INFINITY,
+        Some(b'n') => f32::NAN,
+        _ if unsigned.len() > 1 && unsigned.as_bytes()[1].eq_ignore_ascii_case(&b'x') => {
+            hex_float::read(unsigned)
+        }
+        // Rust's parser rounds correctly; it accepts every digit form scan_float scans.
+        _ => unsigned.parse::<f32>().unwrap_or(f32::NAN),
+    };
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// Checks one element read from `text`: NaN, infinity and float4 overflow are errors.
+fn checked_f32(value: f32, text: &str) -> Result<f32, ParseError> {
     if value.is_nan() {
         return Err(ParseError::NotANumber);
     }
     if value.is_infinite() {
-        // "1e999" parses to inf in Rust: that is overflow, not a literal infinity.
-        let lower = text.to_ascii_lowercase();
-        return if lower.contains("inf") {
-            Err(ParseError::Infinite)
+        let literal = matches!(
+            text.trim_start_matches(['+', '-']).as_bytes().first(),
+            Some(b'i' | b'I')
+        );
+        return Err(if literal {
+            ParseError::Infinite
         } else {
-            Err(ParseError::OutOfRange(text.to_string()))
-        };
+            ParseError::OutOfRange(text.to_string())
+        });
     }
-    let narrowed = value as f32;
-    if narrowed.is_infinite() {
-        return Err(ParseError::OutOfRange(text.to_string()));
-    }
-    Ok(narrowed)
+    Ok(value)
 }
 
-/// True for the whitespace Postgres' `scanner_isspace` accepts.
-fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
-}
-
-/// True if the literal is a float Postgres would accept (digits, sign, dot, exponent, or NaN/Infinity words).
-fn looks_numeric(item: &str) -> bool {
-    let lower = item.to_ascii_lowercase();
-    let word = lower.trim_start_matches(['+', '-']);
-    if matches!(word, "nan" | "inf" | "infinity") {
-        return true;
-    }
-    item.bytes().any(|b| b.is_ascii_digit())
-        && item
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
-}
-
-/// Formats elements as `[a,b,...]` with the shortest round-tripping text for each.
+/// Formats elements as `[a,b,...]`, each as PostgreSQL's shortest float4 text.
 pub fn format_vector(values: &[f32]) -> String {
     let mut out = String::with_capacity(values.len() * 10 + 2);
     out.push('[');
@@ -103,23 +199,6 @@ pub fn format_vector(values: &[f32]) -> String {
     }
     out.push(']');
     out
-}
-
-/// Appends one element: plain notation for ordinary magnitudes, exponent otherwise.
-pub fn write_f32(out: &mut String, v: f32) {
-    let magnitude = v.abs();
-    if v != 0.0 && !(1e-4..1e15).contains(&magnitude) {
-        // Rust's `{:e}` is the shortest round-trip digits; add an explicit '+' like Postgres.
-        let text = format!("{v:e}");
-        match text.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => {
-                let _ = write!(out, "{mantissa}e+{exp}");
-            }
-            _ => out.push_str(&text),
-        }
-    } else {
-        let _ = write!(out, "{v}");
-    }
 }
 
 #[cfg(test)]
@@ -137,15 +216,39 @@ mod tests {
             vec![1.0, 2.0, 3.0]
         );
         assert_eq!(parse_vector("[+1.5E+2]").unwrap(), vec![150.0]);
+        assert_eq!(parse_vector("[1.,.5,-.5e1]").unwrap(), vec![1.0, 0.5, -5.0]);
+        // Hexadecimal literals, as strtof reads them.
+        assert_eq!(
+            parse_vector("[0x10, -0X1.8p1,0x.8p-1]").unwrap(),
+            vec![16.0, -3.0, 0.25]
+        );
+        assert_eq!(
+            parse_vector("[0x1p128]"),
+            Err(ParseError::OutOfRange("0x1p128".into()))
+        );
     }
 
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "1,2", "[1,2", "1,2]", "[1,2]x", "[1,,2]", "[a]", "[1;2]", "[1 2]", "[,]", "[1,]",
-            "[0x10]", "[--1]", "[1e]",
+            "[1,2", "[1,,2]", "[a]", "[1;2]", "[1 2]", "[,]", "[1,]", "[0xg]", "[--1]", "[1e]",
+            "[1a]", "[", "[ ", "[,", "[1, ,3]", "[.]", "[1.2.3]",
         ] {
             assert_eq!(parse_vector(bad), Err(ParseError::Syntax), "{bad:?}");
+        }
+        for bad in ["", "1,2", "1,2]", " x[1]"] {
+            assert_eq!(
+                parse_vector(bad),
+                Err(ParseError::MissingOpenBracket),
+                "{bad:?}"
+            );
+        }
+        for bad in ["[1,2]x", "[1,2,3]9", "[1] ]"] {
+            assert_eq!(
+                parse_vector(bad),
+                Err(ParseError::JunkAfterClose),
+                "{bad:?}"
+            );
         }
         assert_eq!(parse_vector("[]"), Err(ParseError::NoDimensions));
         assert_eq!(parse_vector("[ ]"), Err(ParseError::NoDimensions));
@@ -154,16 +257,36 @@ mod tests {
     #[test]
     fn rejects_non_finite_and_overflow() {
         assert_eq!(parse_vector("[NaN]"), Err(ParseError::NotANumber));
+        assert_eq!(parse_vector("[-nan(0x1)]"), Err(ParseError::NotANumber));
+        assert_eq!(parse_vector("[nan(123)]"), Err(ParseError::NotANumber));
         assert_eq!(parse_vector("[1,inf]"), Err(ParseError::Infinite));
+        // As with strtof, the element is read (and checked) before what follows it.
+        assert_eq!(parse_vector("[infx]"), Err(ParseError::Infinite));
         assert_eq!(parse_vector("[-Infinity]"), Err(ParseError::Infinite));
         assert_eq!(
             parse_vector("[1e39]"),
             Err(ParseError::OutOfRange("1e39".into()))
         );
         assert_eq!(
+            parse_vector("[ -4e38 ,1]"),
+            Err(ParseError::OutOfRange("-4e38".into()))
+        );
+        assert_eq!(
             parse_vector("[1e999]"),
             Err(ParseError::OutOfRange("1e999".into()))
         );
+    }
+
+    #[test]
+    fn rounds_once_and_underflows_to_zero() {
+        // Halfway between two float4s only in the 10th digit: a double-rounding parser
+        // (text -> f64 -> f32) lands on the wrong neighbour here.
+        let v = parse_vector("[1.00000005960464477539062500001]").unwrap()[0];
+        assert_eq!(v, 1.000_000_1);
+        assert_eq!(parse_vector("[3.4028235e38]").unwrap(), vec![f32::MAX]);
+        let tiny = parse_vector("[1e-46,-1e-46]").unwrap();
+        assert_eq!(tiny[0].to_bits(), 0);
+        assert_eq!(tiny[1].to_bits(), (-0.0f32).to_bits());
     }
 
     #[test]
@@ -175,11 +298,15 @@ mod tests {
     }
 
     #[test]
-    fn formats_shortest_round_trip() {
+    fn formats_like_postgres() {
         assert_eq!(format_vector(&[1.0, 2.5, -0.03]), "[1,2.5,-0.03]");
         assert_eq!(
             format_vector(&[1e30, 1.5e-7, 0.0, -0.0]),
-            "[1e+30,1.5e-7,0,-0]"
+            "[1e+30,1.5e-07,0,-0]"
+        );
+        assert_eq!(
+            format_vector(&[0.00001, 123456789.0]),
+            "[1e-05,1.2345679e+08]"
         );
         assert_eq!(format_vector(&[f32::MAX]), "[3.4028235e+38]");
     }

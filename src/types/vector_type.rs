@@ -16,6 +16,14 @@ pub enum VectorType {
 }
 
 impl VectorType {
+    /// The SQL name of the type (for messages).
+    pub fn name(self) -> &'static str {
+        match self {
+            VectorType::QVector => "qvector",
+            VectorType::Sq8Vector => "sq8vector",
+        }
+    }
+
     /// Reads a datum of this type as float4 elements (decoding an sq8vector).
     ///
     /// # Safety
