@@ -59,7 +59,11 @@ fn sec_assert_runs_as_owner(role: Option<&str>, sql: &str) {
     let path = text_of("SELECT current_setting('search_path')");
     Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     assert_eq!(text_of("SELECT current_user::text"), user, "{sql}");
-    assert_eq!(text_of("SELECT current_setting('search_path')"), path, "{sql}");
+    assert_eq!(
+        text_of("SELECT current_setting('search_path')"),
+        path,
+        "{sql}"
+    );
     Spi::run("RESET ROLE").unwrap();
     assert!(
         f64_of("SELECT count(*)::float8 FROM sec_alice.calls") > 0.0,
@@ -178,7 +182,10 @@ fn sec_check_needs_select() {
     Spi::run("CREATE ROLE sec_dave NOLOGIN").unwrap();
     Spi::run("SET LOCAL ROLE sec_dave").unwrap();
     let denied = "42501: permission denied for table public.sec_chk";
-    assert_eq!(sqlapi_error_as_role("SELECT * FROM qhnsw_check('sec_chk_idx')"), denied);
+    assert_eq!(
+        sqlapi_error_as_role("SELECT * FROM qhnsw_check('sec_chk_idx')"),
+        denied
+    );
     assert_eq!(
         sqlapi_error_as_role("SELECT qhnsw_check_problems('sec_chk_idx')"),
         denied
@@ -191,4 +198,29 @@ fn sec_check_needs_select() {
         0.0
     );
     Spi::run("RESET ROLE").unwrap();
+}
+
+/// The expression and predicate are deparsed under the restricted search_path, so objects
+/// the caller's search_path finds (here in public) are schema-qualified and still resolve.
+#[pg_test]
+fn sec_deparsed_sql_is_schema_qualified() {
+    load_table("sec_pub", 8, &embeddings_like(200, 8, 6));
+    Spi::run(
+        "CREATE FUNCTION public.sec_same(v public.qvector) RETURNS public.qvector
+           LANGUAGE sql IMMUTABLE AS 'SELECT v';
+         CREATE FUNCTION public.sec_keep(id int) RETURNS bool
+           LANGUAGE sql IMMUTABLE AS 'SELECT id < 120';
+         CREATE INDEX sec_pub_idx ON sec_pub USING qhnsw ((sec_same(v)) qvector_l2_ops)
+           WHERE sec_keep(id);",
+    )
+    .unwrap();
+    // sample_queries: the exact search evaluates the deparsed expression and predicate too.
+    assert_eq!(
+        f64_of("SELECT vectors::float8 FROM quantization_stats('sec_pub_idx', 5)"),
+        120.0
+    );
+    assert_eq!(
+        f64_of("SELECT vectors::float8 FROM qhnsw_quantize('sec_pub_idx')"),
+        120.0
+    );
 }
