@@ -22,7 +22,7 @@ CREATE OPERATOR CLASS qvector_cosine_ops FOR TYPE qvector USING qhnsw AS
 CREATE FUNCTION qhnsw_check_problems(regclass) RETURNS text[]
     AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
 CREATE FUNCTION qhnsw_check(index regclass) RETURNS SETOF text
-    LANGUAGE sql STRICT AS $$ SELECT unnest(qhnsw_check_problems(index)) $$;
+    LANGUAGE sql STRICT AS $$ SELECT pg_catalog.unnest(@extschema@.qhnsw_check_problems(index)) $$;
 
 -- sq8vector columns: the graph is built over the decoded values, and re-ranking
 -- computes the same distances on the codes as the operators.

@@ -48,6 +48,7 @@ mod tests {
     include!("tests/index.rs");
     include!("tests/sql_api.rs");
     include!("tests/locking.rs");
+    include!("tests/security.rs");
 }
 
 /// Settings for `cargo pgrx test`.

@@ -2,6 +2,7 @@
 //! page headers, element encodings, that every neighbour reference points at an
 //! element of the current build, the entry point, and that every live node is
 //! reachable from the entry point over layer 0. Problems come back as text rows.
+//! Like the SQL API, it needs SELECT on the index's table (else ERROR 42501).
 
 use super::buffer::{block_count, graph_blocks, page_identity, PageRead};
 use super::graph_pages::shape_of;
@@ -9,6 +10,7 @@ use super::meta::{decode_meta, load_quantizer};
 use super::pages::{node_id, node_location, ElementRef, PageKind, INVALID_NODE};
 use crate::fmgr::{arg_datum, raise};
 use crate::pg_fn;
+use crate::sql_api::privilege::{may_select, qualified_name, require_select};
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -123,12 +125,13 @@ pub fn check_index(index: pg_sys::Relation) -> Vec<String> {
 }
 
 pg_fn!(
-    /// `qhnsw_check_problems(regclass) returns text[]`: the checker's findings.
+    /// `qhnsw_check_problems(regclass) returns text[]`: the checker's findings (needs SELECT on the table).
     qhnsw_check_problems,
     |fcinfo| {
         // SAFETY: argument 0 is a regclass (an oid by value).
         let oid = pg_sys::Oid::from(unsafe { arg_datum(fcinfo, 0) }.value() as u32);
-        // SAFETY: opening the relation with AccessShareLock; we check it is a qhnsw index.
+        // SAFETY: opening the relation with AccessShareLock; we check it is a qhnsw index
+        // (so rd_index is set) and that the caller may read its table before checking it.
         let problems = unsafe {
             let rel = pg_sys::relation_open(oid, pg_sys::AccessShareLock as i32);
             let is_qhnsw = (*(*rel).rd_rel).relkind == pg_sys::RELKIND_INDEX as std::ffi::c_char
@@ -137,6 +140,11 @@ pg_fn!(
                 let name = super::meta::relation_name(rel);
                 pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);
                 raise(Code::ERRCODE_WRONG_OBJECT_TYPE, format!("\"{name}\" is not a qhnsw index"));
+            }
+            let heap = (*(*rel).rd_index).indrelid;
+            if !may_select(heap) {
+                pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);
+                require_select(heap, &qualified_name(heap));
             }
             let problems = check_index(rel);
             pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);

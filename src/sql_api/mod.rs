@@ -6,10 +6,13 @@
 //! returning rows through a materialised tuplestore. Every function resolves its
 //! `regclass` argument with `resolve`, which checks that it is a qhnsw index, that the
 //! caller may SELECT from its table (and owns the index when it will be rebuilt),
-//! and reads the meta page and the stored quantizer.
+//! and reads the meta page and the stored quantizer. Every statement that evaluates
+//! the index's expression or predicate runs as the table owner in a restricted
+//! context (`Target::scan_as_owner`, see `privilege`).
 
 pub mod counters;
 pub mod optimize;
+pub mod privilege;
 pub mod stats;
 
 use crate::am::meta::{load_quantizer, read_meta};
@@ -22,6 +25,7 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
 use pgrx::prelude::*;
 use pgrx::IntoDatum;
+use privilege::{as_table_owner, owns, require_select, row_security_applies};
 use std::sync::Arc;
 
 /// Seed of every sample these functions draw (`TABLESAMPLE ... REPEATABLE`).
@@ -37,10 +41,14 @@ pub struct Target {
     pub index_sql: String,
     /// `schema.table`, quoted for SQL.
     pub table_sql: String,
-    /// The indexed column (or expression) as SQL.
+    /// The indexed column (or expression) as SQL, deparsed under the safe `search_path`.
     pub column_sql: String,
-    /// Partial-index predicate as SQL, if any.
+    /// Partial-index predicate as SQL (deparsed likewise), if any.
     pub predicate: Option<String>,
+    /// The extension's `qvector` type, schema-qualified.
+    pub qvector_sql: String,
+    /// True when row-level security applies to the caller on the table.
+    pub row_security: bool,
     /// Index size in bytes (`pg_relation_size`).
     pub index_bytes: i64,
     /// The index's reloptions (`name=value`).
@@ -75,7 +83,7 @@ impl Target {
 
     /// The indexed column as a `qvector` expression (an sq8vector column is decoded).
     pub fn vector_sql(&self) -> String {
-        format!("({})::qvector", self.column_sql)
+        format!("({})::{}", self.column_sql, self.qvector_sql)
     }
 
     /// `WHERE` clause selecting the rows the index holds (non-NULL, partial predicate).
@@ -103,15 +111,39 @@ impl Target {
         })
     }
 
+    /// Runs `f`, which reads the table or index, as the table owner (`as_table_owner`).
+    ///
+    /// ERROR 42501 when row-level security applies to the caller: the owner would see
+    /// rows the caller may not (as `pg_stats` hides such tables' statistics).
+    pub fn scan_as_owner<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.row_security {
+            raise(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "permission denied for table {}: row-level security applies to the current user and this function reads every row",
+                    self.table_sql
+                ),
+            );
+        }
+        as_table_owner(self.heap_oid, f)
+    }
+
     /// Number of rows the index holds (non-NULL values of the column, under the predicate).
     pub fn count_vectors(&self) -> i64 {
-        Spi::get_one::<i64>(&format!(
-            "SELECT count(*) FROM {} WHERE {}",
+        let sql = format!(
+            "SELECT pg_catalog.count(*) FROM {} WHERE {}",
             self.table_sql,
             self.where_sql()
-        ))
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}")))
-        .unwrap_or(0)
+        );
+        self.scan_as_owner(|| Spi::get_one::<i64>(&sql))
+            .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}")))
+            .unwrap_or(0)
+    }
+
+    /// Runs `sql` (see `for_each_vector`) as the table owner.
+    pub fn for_each_vector(&self, sql: &str, f: impl FnMut(Option<(u32, u16)>, &[f32])) {
+        let dims = self.dims();
+        self.scan_as_owner(|| for_each_vector(sql, dims, f));
     }
 
     /// A seeded sample of at most `max_rows` vectors of the table (row-major), of `total` rows.
@@ -127,7 +159,7 @@ impl Target {
             w = self.where_sql(),
         );
         let mut out = Vec::new();
-        for_each_vector(&sql, self.dims(), |_, v| out.extend_from_slice(v));
+        self.for_each_vector(&sql, |_, v| out.extend_from_slice(v));
         out
     }
 }
@@ -139,7 +171,7 @@ pub fn sample_percent(max_rows: usize, total: i64) -> f64 {
 
 /// Runs `sql` (first column a qvector, optional second column a tid) through a cursor and
 /// calls `f(tid, vector)` for every row; vectors of other dimensions are an ERROR.
-pub fn for_each_vector(sql: &str, dims: usize, mut f: impl FnMut(Option<(u32, u16)>, &[f32])) {
+fn for_each_vector(sql: &str, dims: usize, mut f: impl FnMut(Option<(u32, u16)>, &[f32])) {
     Spi::connect(|client| {
         let mut cursor = client.open_cursor(sql, &[]);
         loop {
@@ -178,27 +210,6 @@ pub fn for_each_vector(sql: &str, dims: usize, mut f: impl FnMut(Option<(u32, u1
     });
 }
 
-/// The current user.
-fn user() -> pg_sys::Oid {
-    // SAFETY: no preconditions inside a transaction.
-    unsafe { pg_sys::GetUserId() }
-}
-
-/// True when the current user owns (or has the privileges of the owner of) relation `oid`.
-fn owns(oid: pg_sys::Oid) -> bool {
-    // SAFETY: plain catalog lookups.
-    unsafe {
-        #[cfg(feature = "pg15")]
-        {
-            pg_sys::pg_class_ownercheck(oid, user())
-        }
-        #[cfg(not(feature = "pg15"))]
-        {
-            pg_sys::object_ownercheck(pg_sys::RelationRelationId, oid, user())
-        }
-    }
-}
-
 /// Resolves a `regclass` argument to a readable qhnsw index; `need_owner` for rebuilds.
 ///
 /// ERRORs: 42P01 no such relation, 42809 not an index / not a qhnsw index, 42501 no
@@ -210,8 +221,6 @@ pub fn resolve(index_oid: pg_sys::Oid, need_owner: bool) -> Target {
         Option<pg_sys::Oid>,
         Option<String>,
         Option<String>,
-        Option<String>,
-        Option<String>,
         Option<i64>,
         Option<Vec<Option<String>>>,
     );
@@ -221,7 +230,6 @@ pub fn resolve(index_oid: pg_sys::Oid, need_owner: bool) -> Target {
                 "SELECT c.relkind::text, am.amname::text, i.indrelid,
                         quote_ident(n.nspname) || '.' || quote_ident(c.relname),
                         quote_ident(tn.nspname) || '.' || quote_ident(t.relname),
-                        pg_get_indexdef(c.oid, 1, true), pg_get_expr(i.indpred, i.indrelid),
                         pg_relation_size(c.oid), c.reloptions::text[]
                  FROM pg_class c
                  JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -243,14 +251,10 @@ pub fn resolve(index_oid: pg_sys::Oid, need_owner: bool) -> Target {
                 r.get(5).ok().flatten(),
                 r.get(6).ok().flatten(),
                 r.get(7).ok().flatten(),
-                r.get(8).ok().flatten(),
-                r.get(9).ok().flatten(),
             )
         })
     });
-    let Some((relkind, amname, heap, index_sql, table_sql, column_sql, predicate, bytes, options)) =
-        row
-    else {
+    let Some((relkind, amname, heap, index_sql, table_sql, bytes, options)) = row else {
         raise(
             Code::ERRCODE_UNDEFINED_TABLE,
             format!("relation with OID {} does not exist", index_oid.to_u32()),
@@ -274,36 +278,71 @@ pub fn resolve(index_oid: pg_sys::Oid, need_owner: bool) -> Target {
     }
     let heap_oid = heap.unwrap_or(pg_sys::InvalidOid);
     let table_sql = table_sql.unwrap_or_default();
-    // SAFETY: plain catalog lookup for the current user.
-    let allowed = unsafe {
-        pg_sys::pg_class_aclcheck(heap_oid, user(), pg_sys::ACL_SELECT as pg_sys::AclMode)
-    } == pg_sys::AclResult::ACLCHECK_OK;
-    if !allowed {
-        raise(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied for table {table_sql}"),
-        );
-    }
+    require_select(heap_oid, &table_sql);
     if need_owner && !owns(index_oid) {
         raise(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("must be owner of index {index_sql}"),
         );
     }
+    let row_security = row_security_applies(heap_oid);
+    let (column_sql, predicate, qvector_sql) = as_table_owner(heap_oid, || deparse(index_oid));
     let (meta, quantizer, auto_reason) = read_index(index_oid);
     Target {
         index_oid,
         heap_oid,
         index_sql,
         table_sql,
-        column_sql: column_sql.unwrap_or_default(),
+        column_sql,
         predicate,
+        qvector_sql,
+        row_security,
         index_bytes: bytes.unwrap_or(0),
         reloptions: options.unwrap_or_default().into_iter().flatten().collect(),
         meta,
         quantizer,
         auto_reason,
     }
+}
+
+/// The index's column expression, its predicate and the `qvector` type as SQL.
+///
+/// Deparsed under the current `search_path`: inside `as_table_owner` that is the safe
+/// one, so every object outside `pg_catalog` comes out schema-qualified.
+fn deparse(index_oid: pg_sys::Oid) -> (String, Option<String>, String) {
+    type Row = (Option<String>, Option<String>, Option<String>);
+    let row: Option<Row> = Spi::connect(|client| {
+        let table = client
+            .select(
+                "SELECT pg_catalog.pg_get_indexdef(i.indexrelid, 1, true),
+                        pg_catalog.pg_get_expr(i.indpred, i.indrelid),
+                        (SELECT pg_catalog.format_type(ty.oid, NULL)
+                         FROM pg_catalog.pg_type ty
+                         JOIN pg_catalog.pg_extension e ON e.extnamespace = ty.typnamespace
+                         WHERE e.extname = 'vectorize_quant' AND ty.typname = 'qvector')
+                 FROM pg_catalog.pg_index i WHERE i.indexrelid = $1",
+                None,
+                &[index_oid.into()],
+            )
+            .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("SPI: {e}")));
+        table.into_iter().next().map(|r| {
+            (
+                r.get(1).ok().flatten(),
+                r.get(2).ok().flatten(),
+                r.get(3).ok().flatten(),
+            )
+        })
+    });
+    let (Some(column), predicate, Some(qvector)) = row.unwrap_or((None, None, None)) else {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!(
+                "cannot deparse index with OID {} or find type qvector",
+                index_oid.to_u32()
+            ),
+        )
+    };
+    (column, predicate, qvector)
 }
 
 /// Reads the meta page and quantizer of a qhnsw index (locks it ACCESS SHARE until commit).

@@ -136,7 +136,7 @@ pub fn exact_top10(t: &Target, queries: &[Vec<f32>]) -> Vec<Vec<(u32, u16)>> {
         tbl = t.table_sql,
         w = t.where_sql()
     );
-    super::for_each_vector(&sql, dims, |tid, v| {
+    t.for_each_vector(&sql, |tid, v| {
         if metric == Metric::Cosine && distance::norm_squared(v) == 0.0 {
             return; // the index skips zero vectors under cosine
         }
@@ -152,8 +152,13 @@ pub fn exact_top10(t: &Target, queries: &[Vec<f32>]) -> Vec<Vec<(u32, u16)>> {
         .collect()
 }
 
-/// Runs every query through the index (10 rows each) and returns the TIDs and latencies in seconds.
+/// Runs every query through the index (10 rows each, as the table owner) and returns the TIDs and latencies in seconds.
 pub fn index_top10(t: &Target, queries: &[Vec<f32>]) -> (Vec<Vec<(u32, u16)>>, Vec<f64>) {
+    t.scan_as_owner(|| index_scans(t, queries))
+}
+
+/// `index_top10` in the current user's context.
+fn index_scans(t: &Target, queries: &[Vec<f32>]) -> (Vec<Vec<(u32, u16)>>, Vec<f64>) {
     let mut results = Vec::with_capacity(queries.len());
     let mut latencies = Vec::with_capacity(queries.len());
     // SAFETY: the table and index are locked by `resolve` (ACCESS SHARE until commit);
