@@ -102,8 +102,9 @@ fn dashboard_in_headless_chromium() {
     }
     println!("ok: quantizer comparison = quantization_optimize ({} rows)", cands.len());
     // Live QPS chart has data (a polyline), scans figure counts our searches.
-    let live = section.split("Live QPS").nth(1).unwrap();
-    assert!(live.split("</svg>").next().unwrap().contains("<polyline"), "no live QPS line");
+    let live = &section[section.find("Live QPS").expect("live QPS chart")..];
+    let chart = &live[..live.find("</svg>").unwrap()];
+    assert!(chart.contains("<polyline"), "no live QPS line: {chart}");
     assert!(figure(&dom, "items_embedding_idx--live_scans").as_i64().unwrap() >= n);
 
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-artifacts");
