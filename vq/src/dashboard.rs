@@ -6,7 +6,7 @@
 
 use crate::error::ApiError;
 use crate::service::{Collection, Service};
-use crate::svg::{bars, esc, line, num, scatter};
+use crate::svg::{bars, compare, esc, line, num};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -74,23 +74,43 @@ pub async fn render(s: &Service) -> Result<String, ApiError> {
         };
         let key = (c.oid, state_key(&c));
         let stats = match cache.stats.get(&key) {
-            Some((t, v)) if t.elapsed() < STATS_TTL => v.clone(),
+            Some((t, v)) if t.elapsed() < STATS_TTL => Ok(v.clone()),
             _ => {
-                let v = s.stats(&c, s.settings.dashboard_sample_queries).await?;
-                cache.stats.insert(key.clone(), (Instant::now(), v.clone()));
-                v
+                let r = s.stats(&c, s.settings.dashboard_sample_queries).await;
+                if let Ok(v) = &r {
+                    cache.stats.insert(key.clone(), (Instant::now(), v.clone()));
+                }
+                r
             }
         };
         let compare = match cache.compare.get(&key) {
-            Some((t, v)) if t.elapsed() < COMPARE_TTL => v.clone(),
+            Some((t, v)) if t.elapsed() < COMPARE_TTL => Ok(v.clone()),
             _ => {
-                let v = s.optimize(&c, 0.95, false).await?;
-                cache.compare.insert(key.clone(), (Instant::now(), v.clone()));
-                v
+                let r = s.optimize(&c, 0.95, false).await;
+                if let Ok(v) = &r {
+                    cache
+                        .compare
+                        .insert(key.clone(), (Instant::now(), v.clone()));
+                }
+                r
             }
         };
         let live = s.live_counters(&c).await?;
-        section(&mut body, s, &c, &stats, &compare, &live);
+        match (stats, compare) {
+            (Ok(st), Ok(cmp)) => {
+                section(&mut body, s, &c, &st, &cmp, &live);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                // One collection that cannot be measured (e.g. an empty table) must not hide the others.
+                let _ = write!(
+                    body,
+                    r#"<section class="collection" id="collection-{id}" data-collection="{id}"><h2>{id}</h2><p class="error" data-sqlstate="{st}">{m}</p></section>"#,
+                    id = esc(c.name()),
+                    st = esc(e.sqlstate.as_deref().unwrap_or("")),
+                    m = esc(&e.message)
+                );
+            }
+        }
     }
     drop(cache);
     if collections.is_empty() {
@@ -117,18 +137,102 @@ fn section(out: &mut String, s: &Service, c: &Collection, st: &Value, cmp: &Valu
         d = st["dimensions"],
         metric = esc(st["metric"].as_str().unwrap_or(""))
     );
-    figure(out, &idx, "vectors", "vectors", &st["vectors"], st["vectors"].to_string());
-    figure(out, &idx, "index_bytes", "index size", &st["index_bytes"], mib(&st["index_bytes"]));
-    figure(out, &idx, "float4_bytes", "float4 size", &st["float4_bytes"], mib(&st["float4_bytes"]));
-    figure(out, &idx, "compression_ratio", "compression ratio", &st["compression_ratio"], fnum(&st["compression_ratio"], 2, "×"));
-    figure(out, &idx, "memory_usage_mb", "memory (MiB)", &st["memory_usage_mb"], fnum(&st["memory_usage_mb"], 2, ""));
-    figure(out, &idx, "recall_at_10", "recall@10", &st["recall_at_10"], fnum(&st["recall_at_10"], 4, ""));
-    figure(out, &idx, "map_at_10", "MAP@10", &st["map_at_10"], fnum(&st["map_at_10"], 4, ""));
-    figure(out, &idx, "estimated_quality_loss", "est. quality loss", &st["estimated_quality_loss"], fnum(&st["estimated_quality_loss"], 4, ""));
-    figure(out, &idx, "mean_latency_ms", "mean latency", &st["mean_latency_ms"], fnum(&st["mean_latency_ms"], 3, " ms"));
-    figure(out, &idx, "p99_latency_ms", "p99 latency", &st["p99_latency_ms"], fnum(&st["p99_latency_ms"], 3, " ms"));
-    figure(out, &idx, "qps", "QPS (sampled)", &st["qps"], fnum(&st["qps"], 0, ""));
-    figure(out, &idx, "live_scans", "scans (live)", &live["scans"], live["scans"].to_string());
+    figure(
+        out,
+        &idx,
+        "vectors",
+        "vectors",
+        &st["vectors"],
+        st["vectors"].to_string(),
+    );
+    figure(
+        out,
+        &idx,
+        "index_bytes",
+        "index size",
+        &st["index_bytes"],
+        mib(&st["index_bytes"]),
+    );
+    figure(
+        out,
+        &idx,
+        "float4_bytes",
+        "float4 size",
+        &st["float4_bytes"],
+        mib(&st["float4_bytes"]),
+    );
+    figure(
+        out,
+        &idx,
+        "compression_ratio",
+        "compression ratio",
+        &st["compression_ratio"],
+        fnum(&st["compression_ratio"], 2, "×"),
+    );
+    figure(
+        out,
+        &idx,
+        "memory_usage_mb",
+        "memory (MiB)",
+        &st["memory_usage_mb"],
+        fnum(&st["memory_usage_mb"], 2, ""),
+    );
+    figure(
+        out,
+        &idx,
+        "recall_at_10",
+        "recall@10",
+        &st["recall_at_10"],
+        fnum(&st["recall_at_10"], 4, ""),
+    );
+    figure(
+        out,
+        &idx,
+        "map_at_10",
+        "MAP@10",
+        &st["map_at_10"],
+        fnum(&st["map_at_10"], 4, ""),
+    );
+    figure(
+        out,
+        &idx,
+        "estimated_quality_loss",
+        "est. quality loss",
+        &st["estimated_quality_loss"],
+        fnum(&st["estimated_quality_loss"], 4, ""),
+    );
+    figure(
+        out,
+        &idx,
+        "mean_latency_ms",
+        "mean latency",
+        &st["mean_latency_ms"],
+        fnum(&st["mean_latency_ms"], 3, " ms"),
+    );
+    figure(
+        out,
+        &idx,
+        "p99_latency_ms",
+        "p99 latency",
+        &st["p99_latency_ms"],
+        fnum(&st["p99_latency_ms"], 3, " ms"),
+    );
+    figure(
+        out,
+        &idx,
+        "qps",
+        "QPS (sampled)",
+        &st["qps"],
+        fnum(&st["qps"], 0, ""),
+    );
+    figure(
+        out,
+        &idx,
+        "live_scans",
+        "scans (live)",
+        &live["scans"],
+        live["scans"].to_string(),
+    );
     out.push_str("</dl><div class=\"charts\">");
     let index_mb = st["index_bytes"].as_f64().unwrap_or(0.0) / 1048576.0;
     let float_mb = st["float4_bytes"].as_f64().unwrap_or(0.0) / 1048576.0;
@@ -153,12 +257,20 @@ fn section(out: &mut String, s: &Service, c: &Collection, st: &Value, cmp: &Valu
     ));
     let pts = s.sampler.points(c.oid);
     let t_end = pts.last().map(|p| p.unix_ms).unwrap_or(0.0);
-    let qps: Vec<(f64, f64)> = pts.iter().map(|p| ((p.unix_ms - t_end) / 1000.0, p.qps)).collect();
+    let qps: Vec<(f64, f64)> = pts
+        .iter()
+        .map(|p| ((p.unix_ms - t_end) / 1000.0, p.qps))
+        .collect();
     let lat: Vec<(f64, f64)> = pts
         .iter()
         .filter_map(|p| p.mean_latency_ms.map(|m| ((p.unix_ms - t_end) / 1000.0, m)))
         .collect();
-    out.push_str(&line("Live QPS (index scans per second)", &qps, "q/s", "#ff7f0e"));
+    out.push_str(&line(
+        "Live QPS (index scans per second)",
+        &qps,
+        "q/s",
+        "#ff7f0e",
+    ));
     out.push_str(&line("Live mean scan latency", &lat, "ms", "#9467bd"));
     let current = st["method"].as_str().unwrap_or("");
     let current_params = st["parameters"].as_str().unwrap_or("");
@@ -169,7 +281,11 @@ fn section(out: &mut String, s: &Service, c: &Collection, st: &Value, cmp: &Valu
             let m = r["method"].as_str().unwrap_or("");
             let p = r["parameters"].as_str().unwrap_or("");
             (
-                if p.is_empty() { m.to_string() } else { format!("{m} {p}") },
+                if p.is_empty() {
+                    m.to_string()
+                } else {
+                    format!("{m} {}", p.replace("pq_", ""))
+                },
                 r["bytes_per_vector"].as_f64().unwrap_or(0.0),
                 r["recall"].as_f64().unwrap_or(0.0),
                 r["chosen"] == Value::Bool(true),
@@ -177,8 +293,8 @@ fn section(out: &mut String, s: &Service, c: &Collection, st: &Value, cmp: &Valu
             )
         })
         .collect();
-    out.push_str(&scatter(
-        "Quantizers: size vs recall (quantization_optimize, threshold 0.95; red = chosen, green = current)",
+    out.push_str(&compare(
+        "Quantizers compared by quantization_optimize (threshold 0.95): size vs recall",
         &pts,
     ));
     out.push_str("</div><table class=\"compare\"><thead><tr><th>method</th><th>parameters</th><th>bits/dim</th><th>bytes/vector</th><th>recall@10</th><th>chosen</th></tr></thead><tbody>");
@@ -194,7 +310,11 @@ fn section(out: &mut String, s: &Service, c: &Collection, st: &Value, cmp: &Valu
             b = r["bytes_per_vector"],
             bits = num(r["bits_per_dimension"].as_f64().unwrap_or(0.0)),
             rs = fnum(&r["recall"], 4, ""),
-            ch = if r["chosen"] == Value::Bool(true) { "✔" } else { "" }
+            ch = if r["chosen"] == Value::Bool(true) {
+                "✔"
+            } else {
+                ""
+            }
         );
     }
     out.push_str("</tbody></table></section>");

@@ -19,7 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "vq", version, about = "REST, MCP and a dashboard for vectorize_quant")]
+#[command(
+    name = "vq",
+    version,
+    about = "REST, MCP and a dashboard for vectorize_quant"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,6 +44,9 @@ enum Command {
         /// Seconds between samples of qhnsw_stat_indexes (live QPS/latency).
         #[arg(long, default_value_t = 2.0)]
         sample_interval: f64,
+        /// Also serve the MCP tools over streamable HTTP at /mcp.
+        #[arg(long)]
+        mcp_http: bool,
     },
     /// MCP server over stdio.
     Mcp {
@@ -77,7 +84,9 @@ struct Common {
 async fn connect(c: &Common) -> anyhow::Result<service::Service> {
     let mut cfg = tokio_postgres::Config::from_str(&c.database_url)
         .context("--database-url is not a valid connection string")?;
-    if c.statement_timeout.contains(|ch: char| !ch.is_ascii_alphanumeric()) {
+    if c.statement_timeout
+        .contains(|ch: char| !ch.is_ascii_alphanumeric())
+    {
         bail!("--statement-timeout must look like 300s or 5min");
     }
     let mut options = format!("-c statement_timeout={}", c.statement_timeout);
@@ -146,7 +155,8 @@ async fn main() {
             listen,
             max_body_bytes,
             sample_interval,
-        } => serve(common, listen, max_body_bytes, sample_interval).await,
+            mcp_http,
+        } => serve(common, listen, max_body_bytes, sample_interval, mcp_http).await,
         Command::Mcp { common } => match connect(&common).await {
             Ok(s) => mcp::serve_stdio(s).await,
             Err(e) => Err(e),
@@ -164,6 +174,7 @@ async fn serve(
     listen: String,
     max_body_bytes: usize,
     sample_interval: f64,
+    mcp_http: bool,
 ) -> anyhow::Result<()> {
     if !(0.1..=3600.0).contains(&sample_interval) {
         bail!("--sample-interval must be between 0.1 and 3600 seconds");
@@ -180,7 +191,12 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("vq: listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, rest::router(service, max_body_bytes))
+    let mut app = rest::router(service.clone(), max_body_bytes);
+    if mcp_http {
+        app = app.nest_service("/mcp", mcp::http_service(service));
+        eprintln!("vq: MCP over streamable HTTP at /mcp");
+    }
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -94,62 +94,115 @@ impl VqMcp {
         }
     }
 
-    #[tool(description = "List the vector collections (qhnsw indexes) with quantizer, size and compression ratio")]
+    #[tool(
+        description = "List the vector collections (qhnsw indexes) with quantizer, size and compression ratio"
+    )]
     async fn list_collections(&self) -> Result<CallToolResult, ErrorData> {
-        result(self.service.list_collections().await.map(|c| json!({"collections": c})))
+        result(
+            self.service
+                .list_collections()
+                .await
+                .map(|c| json!({"collections": c})),
+        )
     }
 
-    #[tool(description = "quantization_stats of a collection: size, compression, estimated quality loss; with sample_queries also measured recall@10, MAP@10, latency and QPS")]
-    async fn quantization_stats(&self, Parameters(a): Parameters<StatsArgs>) -> Result<CallToolResult, ErrorData> {
+    #[tool(
+        description = "quantization_stats of a collection: size, compression, estimated quality loss; with sample_queries also measured recall@10, MAP@10, latency and QPS"
+    )]
+    async fn quantization_stats(
+        &self,
+        Parameters(a): Parameters<StatsArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         let s = &self.service;
-        result(async {
-            let c = s.resolve(&a.collection).await?;
-            s.stats(&c, a.sample_queries.unwrap_or(0)).await
-        }.await)
-    }
-
-    #[tool(description = "Recommend a quantizer: runs quantization_optimize without applying it and explains the choice (smallest code meeting the recall threshold)")]
-    async fn recommend_quantization(&self, Parameters(a): Parameters<RecommendArgs>) -> Result<CallToolResult, ErrorData> {
-        let s = &self.service;
-        result(async {
-            let c = s.resolve(&a.collection).await?;
-            let threshold = a.quality_threshold.unwrap_or(0.95);
-            let mut v = s.optimize(&c, threshold, false).await?;
-            v["current"] = json!({"method": c.row["method"], "parameters": c.row["parameters"]});
-            v["explanation"] = json!(explain(&v, &c.row, threshold));
-            Ok(v)
-        }.await)
-    }
-
-    #[tool(description = "Re-quantize a collection (REINDEX): with quantizer, that quantizer; without, the one quantization_optimize chooses for quality_threshold. Needs token")]
-    async fn apply_quantization(&self, Parameters(a): Parameters<ApplyArgs>) -> Result<CallToolResult, ErrorData> {
-        let s = &self.service;
-        result(async {
-            s.authorize_write(a.token.as_deref())?;
-            let c = s.resolve(&a.collection).await?;
-            match a.quantizer.as_deref() {
-                Some(q) => s.quantize(&c, Some(q), None, None).await,
-                None => s.optimize(&c, a.quality_threshold.unwrap_or(0.95), true).await,
+        result(
+            async {
+                let c = s.resolve(&a.collection).await?;
+                s.stats(&c, a.sample_queries.unwrap_or(0)).await
             }
-        }.await)
+            .await,
+        )
     }
 
-    #[tool(description = "k nearest neighbours of a vector in a collection, through its qhnsw index")]
-    async fn search(&self, Parameters(a): Parameters<SearchArgs>) -> Result<CallToolResult, ErrorData> {
+    #[tool(
+        description = "Recommend a quantizer: runs quantization_optimize without applying it and explains the choice (smallest code meeting the recall threshold)"
+    )]
+    async fn recommend_quantization(
+        &self,
+        Parameters(a): Parameters<RecommendArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         let s = &self.service;
-        result(async {
-            let c = s.resolve(&a.collection).await?;
-            s.search(&c, &a.vector, a.k.unwrap_or(10), a.ef_search).await
-        }.await)
+        result(
+            async {
+                let c = s.resolve(&a.collection).await?;
+                let threshold = a.quality_threshold.unwrap_or(0.95);
+                let mut v = s.optimize(&c, threshold, false).await?;
+                v["current"] =
+                    json!({"method": c.row["method"], "parameters": c.row["parameters"]});
+                v["explanation"] = json!(explain(&v, &c.row, threshold));
+                Ok(v)
+            }
+            .await,
+        )
     }
 
-    #[tool(description = "Quality report: measured recall@10/MAP@10 and latency (sampled index scans), live counters, and an alert when recall fell below the collection's threshold")]
-    async fn quality_report(&self, Parameters(a): Parameters<ReportArgs>) -> Result<CallToolResult, ErrorData> {
+    #[tool(
+        description = "Re-quantize a collection (REINDEX): with quantizer, that quantizer; without, the one quantization_optimize chooses for quality_threshold. Needs token"
+    )]
+    async fn apply_quantization(
+        &self,
+        Parameters(a): Parameters<ApplyArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         let s = &self.service;
-        result(async {
-            let c = s.resolve(&a.collection).await?;
-            s.quality_report(&c, a.sample_queries.unwrap_or(100), a.recall_threshold).await
-        }.await)
+        result(
+            async {
+                s.authorize_write(a.token.as_deref())?;
+                let c = s.resolve(&a.collection).await?;
+                match a.quantizer.as_deref() {
+                    Some(q) => s.quantize(&c, Some(q), None, None).await,
+                    None => {
+                        s.optimize(&c, a.quality_threshold.unwrap_or(0.95), true)
+                            .await
+                    }
+                }
+            }
+            .await,
+        )
+    }
+
+    #[tool(
+        description = "k nearest neighbours of a vector in a collection, through its qhnsw index"
+    )]
+    async fn search(
+        &self,
+        Parameters(a): Parameters<SearchArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let s = &self.service;
+        result(
+            async {
+                let c = s.resolve(&a.collection).await?;
+                s.search(&c, &a.vector, a.k.unwrap_or(10), a.ef_search)
+                    .await
+            }
+            .await,
+        )
+    }
+
+    #[tool(
+        description = "Quality report: measured recall@10/MAP@10 and latency (sampled index scans), live counters, and an alert when recall fell below the collection's threshold"
+    )]
+    async fn quality_report(
+        &self,
+        Parameters(a): Parameters<ReportArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let s = &self.service;
+        result(
+            async {
+                let c = s.resolve(&a.collection).await?;
+                s.quality_report(&c, a.sample_queries.unwrap_or(100), a.recall_threshold)
+                    .await
+            }
+            .await,
+        )
     }
 }
 
@@ -163,7 +216,11 @@ fn explain(v: &Value, current: &Value, threshold: f64) -> String {
     let label = |r: &Value| {
         let p = r["parameters"].as_str().unwrap_or("");
         let m = r["method"].as_str().unwrap_or("");
-        if p.is_empty() { m.to_string() } else { format!("{m} ({p})") }
+        if p.is_empty() {
+            m.to_string()
+        } else {
+            format!("{m} ({p})")
+        }
     };
     let now = format!("the index now uses {}", label(current));
     match v["chosen"].as_object() {
@@ -176,7 +233,10 @@ fn explain(v: &Value, current: &Value, threshold: f64) -> String {
         }
         None => {
             let best = cands.iter().max_by(|a, b| {
-                a["recall"].as_f64().unwrap_or(0.0).total_cmp(&b["recall"].as_f64().unwrap_or(0.0))
+                a["recall"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b["recall"].as_f64().unwrap_or(0.0))
             });
             format!(
                 "No candidate reaches recall@10 {threshold}; the most accurate is {} at {:.4}; {now}. Lower the threshold or keep the current quantizer.",
@@ -201,4 +261,23 @@ pub async fn serve_stdio(service: Service) -> anyhow::Result<()> {
     let running = VqMcp::new(service).serve(rmcp::transport::stdio()).await?;
     running.waiting().await?;
     Ok(())
+}
+
+/// The MCP streamable-HTTP endpoint (stateless, JSON responses) for `vq serve --mcp-http`.
+pub fn http_service(
+    service: Service,
+) -> rmcp::transport::streamable_http_server::StreamableHttpService<
+    VqMcp,
+    rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
+> {
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    StreamableHttpService::new(
+        move || Ok(VqMcp::new(service.clone())),
+        Default::default(),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true),
+    )
 }

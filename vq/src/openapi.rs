@@ -21,7 +21,8 @@ fn errors(extra: &[&str]) -> Value {
 /// Merges a 200 response into the error responses.
 fn responses(ok: &str, extra: &[&str]) -> Value {
     let mut r = errors(extra);
-    r["200"] = json!({"description": ok, "content": {"application/json": {"schema": {"type": "object"}}}});
+    r["200"] =
+        json!({"description": ok, "content": {"application/json": {"schema": {"type": "object"}}}});
     r
 }
 

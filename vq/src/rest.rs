@@ -61,8 +61,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// GET /healthz: the database answers.
 async fn health(State(s): State<Service>) -> Result<Json<Value>, ApiError> {
     let client = s.pool.get().await?;
-    let v: String = client.query_one("SELECT current_user::text", &[]).await?.get(0);
-    Ok(Json(json!({"ok": true, "role": v, "read_only": s.settings.read_only})))
+    let v: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await?
+        .get(0);
+    Ok(Json(
+        json!({"ok": true, "role": v, "read_only": s.settings.read_only}),
+    ))
 }
 
 /// GET /collections
@@ -71,7 +76,10 @@ async fn list(State(s): State<Service>) -> Result<Json<Value>, ApiError> {
 }
 
 /// GET /collections/{name}
-async fn describe(State(s): State<Service>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn describe(
+    State(s): State<Service>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let c = s.resolve(&name).await?;
     Ok(Json(s.describe(&c).await?))
 }
@@ -112,7 +120,10 @@ async fn optimize(
         s.authorize_write(bearer(&headers))?;
     }
     let c = s.resolve(&name).await?;
-    Ok(Json(s.optimize(&c, b.quality_threshold.unwrap_or(0.95), apply).await?))
+    Ok(Json(
+        s.optimize(&c, b.quality_threshold.unwrap_or(0.95), apply)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -156,7 +167,8 @@ async fn search(
     let b = body(b)?;
     let c = s.resolve(&name).await?;
     Ok(Json(
-        s.search(&c, &b.vector, b.k.unwrap_or(10), b.ef_search).await?,
+        s.search(&c, &b.vector, b.k.unwrap_or(10), b.ef_search)
+            .await?,
     ))
 }
 

@@ -123,10 +123,38 @@ mod tests {
     #[test]
     fn rates_between_samples() {
         let s = Sampler::default();
-        s.push(1, Sample { unix_ms: 0.0, scans: 10, total_ms: 5.0 });
-        s.push(1, Sample { unix_ms: 2000.0, scans: 30, total_ms: 15.0 });
-        s.push(1, Sample { unix_ms: 4000.0, scans: 30, total_ms: 15.0 });
-        s.push(1, Sample { unix_ms: 6000.0, scans: 2, total_ms: 1.0 }); // reset
+        s.push(
+            1,
+            Sample {
+                unix_ms: 0.0,
+                scans: 10,
+                total_ms: 5.0,
+            },
+        );
+        s.push(
+            1,
+            Sample {
+                unix_ms: 2000.0,
+                scans: 30,
+                total_ms: 15.0,
+            },
+        );
+        s.push(
+            1,
+            Sample {
+                unix_ms: 4000.0,
+                scans: 30,
+                total_ms: 15.0,
+            },
+        );
+        s.push(
+            1,
+            Sample {
+                unix_ms: 6000.0,
+                scans: 2,
+                total_ms: 1.0,
+            },
+        ); // reset
         let p = s.points(1);
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].qps, 10.0);
@@ -139,7 +167,14 @@ mod tests {
     fn ring_is_bounded() {
         let s = Sampler::default();
         for i in 0..(CAPACITY + 50) {
-            s.push(7, Sample { unix_ms: i as f64 * 1000.0, scans: i as i64, total_ms: 0.0 });
+            s.push(
+                7,
+                Sample {
+                    unix_ms: i as f64 * 1000.0,
+                    scans: i as i64,
+                    total_ms: 0.0,
+                },
+            );
         }
         assert_eq!(s.points(7).len(), CAPACITY - 1);
     }

@@ -362,10 +362,15 @@ impl Service {
         sample_queries: i32,
         recall_threshold: Option<f64>,
     ) -> Result<Value, ApiError> {
-        let sample_queries = if sample_queries == 0 { 100 } else { sample_queries };
+        let sample_queries = if sample_queries == 0 {
+            100
+        } else {
+            sample_queries
+        };
         let stats = self.stats(c, sample_queries).await?;
         let live = self.live_counters(c).await?;
-        let option_threshold = option_value(&c.row, "quality_threshold").and_then(|v| v.parse().ok());
+        let option_threshold =
+            option_value(&c.row, "quality_threshold").and_then(|v| v.parse().ok());
         let (threshold, source) = match (recall_threshold, option_threshold) {
             (Some(t), _) => (t, "argument"),
             (None, Some(t)) => (t, "index option quality_threshold"),

@@ -95,46 +95,47 @@ pub fn line(title: &str, pts: &[(f64, f64)], unit: &str, colour: &str) -> String
     s
 }
 
-/// A scatter of quantizer candidates: x = bytes per vector (log2), y = recall.
-/// Points are (label, bytes, recall, chosen, current).
-pub fn scatter(title: &str, pts: &[(String, f64, f64, bool, bool)]) -> String {
-    let (w, h, l, r, t, b) = (560.0, 260.0, 52.0, 20.0, 24.0, 30.0);
+/// The quantizer comparison: one row per candidate with its code size (bytes per vector,
+/// log scale) and its recall@10 on a 0.9..1 scale. Rows are (label, bytes, recall, chosen, current).
+pub fn compare(title: &str, rows: &[(String, f64, f64, bool, bool)]) -> String {
+    let (w, row) = (700.0, 20.0);
+    let h = 46.0 + row * rows.len() as f64;
+    let (lx, sw, rx, rw) = (245.0, 170.0, 490.0, 150.0);
+    let max_log = rows
+        .iter()
+        .map(|r| (r.1.max(1.0)).log2() + 1.0)
+        .fold(1.0, f64::max);
     let mut s = format!(
-        r#"<svg class="chart" role="img" aria-label="{tt}" width="{w}" height="{h}" viewBox="0 0 {w} {h}"><text x="4" y="16" class="ct">{tt}</text>"#,
-        tt = esc(title)
+        r#"<svg class="chart" role="img" aria-label="{t}" width="{w}" height="{h}" viewBox="0 0 {w} {h}"><text x="4" y="16" class="ct">{t}</text><text x="{lx}" y="34" class="cl">bytes per vector (log scale)</text><text x="{rx}" y="34" class="cl">recall@10 (0.90 – 1.00)</text>"#,
+        t = esc(title)
     );
-    if pts.is_empty() {
-        s.push_str("</svg>");
-        return s;
-    }
-    let lx: Vec<f64> = pts.iter().map(|p| p.1.max(1.0).log2()).collect();
-    let (x0, x1) = (
-        lx.iter().cloned().fold(f64::INFINITY, f64::min),
-        lx.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-    );
-    let y0 = pts.iter().map(|p| p.2).fold(1.0, f64::min).min(0.9).max(0.0);
-    let sx = |x: f64| l + (x - x0) / (x1 - x0).max(1e-9) * (w - l - r - 90.0);
-    let sy = |y: f64| (h - b) - (y - y0) / (1.0 - y0).max(1e-9) * (h - t - b);
-    let _ = write!(
-        s,
-        r##"<line x1="{l}" y1="{yb}" x2="{xr}" y2="{yb}" stroke="#999"/><line x1="{l}" y1="{t}" x2="{l}" y2="{yb}" stroke="#999"/><text x="2" y="{t2}" class="cl">1.0</text><text x="2" y="{yb}" class="cl">{y0:.2}</text><text x="{l}" y="{h2}" class="cl">bytes per vector (log scale) →   recall@10 ↑</text>"##,
-        yb = h - b,
-        xr = w - r,
-        t2 = t + 4.0,
-        h2 = h - 8.0
-    );
-    for (p, x) in pts.iter().zip(&lx) {
-        let colour = if p.3 { "#d62728" } else if p.4 { "#2ca02c" } else { "#1f77b4" };
+    for (i, (label, bytes, recall, chosen, current)) in rows.iter().enumerate() {
+        let y = 40.0 + row * i as f64;
+        let bw = ((bytes.max(1.0)).log2() + 1.0) / max_log * sw;
+        let rwid = ((recall - 0.9) / 0.1).clamp(0.0, 1.0) * rw;
+        let mark = match (chosen, current) {
+            (true, true) => " ★ chosen, current",
+            (true, false) => " ★ chosen",
+            (false, true) => " (current)",
+            _ => "",
+        };
+        let weight = if *chosen {
+            " style=\"font-weight:700\""
+        } else {
+            ""
+        };
         let _ = write!(
             s,
-            r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="{rad}" fill="{colour}"/><text x="{tx:.1}" y="{ty:.1}" class="cl">{lab} ({b} B)</text>"#,
-            cx = sx(*x),
-            cy = sy(p.2),
-            rad = if p.3 { 6 } else { 4 },
-            tx = sx(*x) + 7.0,
-            ty = sy(p.2) + 4.0,
-            lab = esc(&p.0),
-            b = p.1
+            r##"<text x="4" y="{ty}" class="cl"{weight}>{l}{m}</text><rect x="{lx}" y="{y}" width="{bw:.1}" height="14" fill="{c1}"/><text x="{bx:.1}" y="{ty}" class="cl">{b} B</text><rect x="{rx}" y="{y}" width="{rwid:.1}" height="14" fill="{c2}"/><text x="{rtx:.1}" y="{ty}" class="cl">{r:.4}</text>"##,
+            ty = y + 11.0,
+            l = esc(label),
+            m = esc(mark),
+            c1 = if *chosen { "#d62728" } else { "#1f77b4" },
+            c2 = if *chosen { "#d62728" } else { "#2ca02c" },
+            bx = lx + bw + 4.0,
+            b = bytes,
+            rtx = rx + rwid + 4.0,
+            r = recall
         );
     }
     s.push_str("</svg>");

@@ -9,6 +9,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 VQ, URL, TOKEN, TRUTH = sys.argv[1:5]
+MCP_HTTP = sys.argv[5] if len(sys.argv) > 5 else None
 truth = json.load(open(TRUTH))
 checks = 0
 
@@ -89,6 +90,23 @@ async def main():
             v, err = payload(await s.call_tool("apply_quantization", {"collection": "items_embedding_idx",
                                                                       "quantizer": "sq4", "token": TOKEN}))
             check(not err and v["quantize"]["method"] == "sq4", f"apply_quantization sq4: {v}")
+    if MCP_HTTP:
+        from mcp.client.streamable_http import streamable_http_client
+        async with streamable_http_client(MCP_HTTP) as streams:
+            async with ClientSession(streams[0], streams[1]) as s:
+                init = await s.initialize()
+                info = getattr(init, "serverInfo", None) or getattr(init, "server_info")
+                check(info.name == "vq", "HTTP initialize")
+                names = sorted(t.name for t in (await s.list_tools()).tools)
+                check(len(names) == 6, f"HTTP list_tools: {names}")
+                v, err = payload(await s.call_tool("list_collections", {}))
+                check(not err and len(v["collections"]) == 2, f"HTTP list_collections: {v}")
+                v, err = payload(await s.call_tool("search", {"collection": "items_embedding_idx",
+                                                              "vector": truth["vector"], "k": 5, "ef_search": 64}))
+                check(not err and v["results"][0]["id"] == truth["search_ids"][0], f"HTTP search: {v}")
+                v, err = payload(await s.call_tool("apply_quantization", {"collection": "items_embedding_idx",
+                                                                          "quantizer": "sq8"}))
+                check(err and v["error"]["code"] == "unauthorized", f"HTTP apply without token refused: {v}")
     print(f"{checks} MCP checks passed", flush=True)
 
 

@@ -27,9 +27,16 @@ pub fn free_port() -> u16 {
 /// Runs a PostgreSQL binary as `postgres` (sudo when root).
 fn pg_cmd(bin: &str, args: &[&str]) -> Output {
     let path = format!("{}/{bin}", pg_bin());
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     let out = if root {
-        Command::new("sudo").args(["-u", "postgres", "-H", &path]).args(args).output()
+        Command::new("sudo")
+            .args(["-u", "postgres", "-H", &path])
+            .args(args)
+            .output()
     } else {
         Command::new(&path).args(args).output()
     };
@@ -56,9 +63,14 @@ impl Cluster {
         let dir = std::env::temp_dir().join(format!("vq-test-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let _ = Command::new("chown").args(["postgres:postgres", dir.to_str().unwrap()]).status();
+        let _ = Command::new("chown")
+            .args(["postgres:postgres", dir.to_str().unwrap()])
+            .status();
         let d = dir.to_str().unwrap();
-        pg_cmd("initdb", &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        pg_cmd(
+            "initdb",
+            &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
         let conf = format!(
             "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{d}'\nshared_preload_libraries = 'vectorize_quant'\nfsync = off\n"
         );
@@ -73,16 +85,36 @@ impl Cluster {
         let c = Cluster { dir, port };
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixture.sql");
         let out = Command::new(format!("{}/psql", pg_bin()))
-            .args(["-X", "-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-f", fixture])
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-f",
+                fixture,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "fixture failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "fixture failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         c
     }
 
     /// A libpq URL for `user`.
     pub fn url(&self, user: &str) -> String {
-        format!("host=127.0.0.1 port={} user={user} dbname=postgres", self.port)
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname=postgres",
+            self.port
+        )
     }
 
     /// A superuser connection for ground truth.
@@ -95,7 +127,19 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let d = self.dir.to_str().unwrap().to_string();
         let path = format!("{}/pg_ctl", pg_bin());
-        let _ = Command::new("sudo").args(["-u", "postgres", "-H", &path, "-D", &d, "-m", "immediate", "stop"]).output();
+        let _ = Command::new("sudo")
+            .args([
+                "-u",
+                "postgres",
+                "-H",
+                &path,
+                "-D",
+                &d,
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -112,7 +156,15 @@ impl Vq {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_vq"))
-            .args(["serve", "--database-url", database_url, "--listen", &listen, "--sample-interval", "0.5"])
+            .args([
+                "serve",
+                "--database-url",
+                database_url,
+                "--listen",
+                &listen,
+                "--sample-interval",
+                "0.5",
+            ])
             .args(extra)
             .env_remove("VQ_TOKEN")
             .stdout(Stdio::null())
@@ -135,9 +187,16 @@ impl Vq {
     }
 
     /// A request; the body is parsed as JSON.
-    pub fn call(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, Value) {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
         let (status, text) = http(self.port, method, path, body, token).expect("http");
-        let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        let v = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
         (status, v)
     }
 
@@ -155,7 +214,13 @@ impl Drop for Vq {
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, body).
-pub fn http(port: u16, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> std::io::Result<(u16, String)> {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(300)))?;
     let body = body.unwrap_or("");
@@ -173,9 +238,22 @@ pub fn http(port: u16, method: &str, path: &str, body: Option<&str>, token: Opti
     let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    Ok((status, if chunked { dechunk(rest) } else { rest.to_string() }))
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Ok((
+        status,
+        if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        },
+    ))
 }
 
 /// Decodes a chunked body.
