@@ -257,13 +257,13 @@ fn section(out: &mut String, s: &Service, c: &Collection, st: &Value, cmp: &Valu
     ));
     let pts = s.sampler.points(c.oid);
     let t_end = pts.last().map(|p| p.unix_ms).unwrap_or(0.0);
-    let qps: Vec<(f64, f64)> = pts
+    let qps: Vec<(f64, Option<f64>)> = pts
         .iter()
-        .map(|p| ((p.unix_ms - t_end) / 1000.0, p.qps))
+        .map(|p| ((p.unix_ms - t_end) / 1000.0, Some(p.qps)))
         .collect();
-    let lat: Vec<(f64, f64)> = pts
+    let lat: Vec<(f64, Option<f64>)> = pts
         .iter()
-        .filter_map(|p| p.mean_latency_ms.map(|m| ((p.unix_ms - t_end) / 1000.0, m)))
+        .map(|p| ((p.unix_ms - t_end) / 1000.0, p.mean_latency_ms))
         .collect();
     out.push_str(&line(
         "Live QPS (index scans per second)",

@@ -50,8 +50,9 @@ pub fn bars(title: &str, items: &[(String, f64, &str)], unit: &str) -> String {
     s
 }
 
-/// A line chart of (x seconds, y) points with min/max labels.
-pub fn line(title: &str, pts: &[(f64, f64)], unit: &str, colour: &str) -> String {
+/// A line chart of (x seconds, y) points with min/max labels; a None y breaks the line
+/// (no scans in that interval, so no mean latency).
+pub fn line(title: &str, pts: &[(f64, Option<f64>)], unit: &str, colour: &str) -> String {
     let (w, h, l, r, t, b) = (420.0, 170.0, 52.0, 10.0, 24.0, 24.0);
     let mut s = format!(
         r#"<svg class="chart" role="img" aria-label="{tt}" width="{w}" height="{h}" viewBox="0 0 {w} {h}"><text x="4" y="16" class="ct">{tt}</text>"#,
@@ -73,17 +74,31 @@ pub fn line(title: &str, pts: &[(f64, f64)], unit: &str, colour: &str) -> String
         return s;
     }
     let (x0, x1) = (pts[0].0, pts[pts.len() - 1].0);
-    let ymax = pts.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.1;
+    let ymax = pts.iter().filter_map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.1;
     let sx = |x: f64| l + (x - x0) / (x1 - x0).max(1e-9) * (w - l - r);
     let sy = |y: f64| (h - b) - y / ymax * (h - t - b);
-    let path: Vec<String> = pts
-        .iter()
-        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-        .collect();
+    for run in pts.split(|p| p.1.is_none()).filter(|run| !run.is_empty()) {
+        let path: Vec<String> = run
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y.unwrap_or(0.0))))
+            .collect();
+        if run.len() == 1 {
+            let (x, y) = (sx(run[0].0), sy(run[0].1.unwrap_or(0.0)));
+            let _ = write!(
+                s,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="2" fill="{colour}"/>"#
+            );
+        } else {
+            let _ = write!(
+                s,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{p}"/>"#,
+                p = path.join(" ")
+            );
+        }
+    }
     let _ = write!(
         s,
-        r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{p}"/><text x="2" y="{t2}" class="cl">{ym} {u}</text><text x="2" y="{yb}" class="cl">0</text><text x="{l}" y="{h2}" class="cl">-{span:.0} s</text><text x="{xr}" y="{h2}" class="cl" text-anchor="end">now</text></svg>"#,
-        p = path.join(" "),
+        r#"<text x="2" y="{t2}" class="cl">{ym} {u}</text><text x="2" y="{yb}" class="cl">0</text><text x="{l}" y="{h2}" class="cl">-{span:.0} s</text><text x="{xr}" y="{h2}" class="cl" text-anchor="end">now</text></svg>"#,
         t2 = t + 4.0,
         ym = num(ymax / 1.1),
         u = esc(unit),
