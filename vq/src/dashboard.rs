@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::service::{Collection, Service};
 use crate::svg::{bars, compare, esc, line, num};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,12 @@ const COMPARE_TTL: Duration = Duration::from_secs(600);
 pub struct Cache {
     stats: HashMap<(u32, String), (Instant, Value)>,
     compare: HashMap<(u32, String), (Instant, Value)>,
+    /// p99 latency of each measuring quantization_stats run, per index (last HISTORY runs).
+    p99: HashMap<u32, VecDeque<(Instant, Option<f64>)>>,
 }
+
+/// Measuring runs kept per index for the p99 chart.
+const HISTORY: usize = 120;
 
 /// A key that changes when the index is rebuilt or grows.
 fn state_key(c: &Collection) -> String {
@@ -79,6 +84,11 @@ pub async fn render(s: &Service) -> Result<String, ApiError> {
                 let r = s.stats(&c, s.settings.dashboard_sample_queries).await;
                 if let Ok(v) = &r {
                     cache.stats.insert(key.clone(), (Instant::now(), v.clone()));
+                    let h = cache.p99.entry(c.oid).or_default();
+                    if h.len() == HISTORY {
+                        h.pop_front();
+                    }
+                    h.push_back((Instant::now(), v["p99_latency_ms"].as_f64()));
                 }
                 r
             }
@@ -98,7 +108,16 @@ pub async fn render(s: &Service) -> Result<String, ApiError> {
         let live = s.live_counters(&c).await?;
         match (stats, compare) {
             (Ok(st), Ok(cmp)) => {
-                section(&mut body, s, &c, &st, &cmp, &live);
+                let p99: Vec<(f64, Option<f64>)> = cache
+                    .p99
+                    .get(&c.oid)
+                    .map(|h| {
+                        h.iter()
+                            .map(|(t, v)| (-t.elapsed().as_secs_f64(), *v))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                section(&mut body, s, &c, &st, &cmp, &live, &p99);
             }
             (Err(e), _) | (_, Err(e)) => {
                 // One collection that cannot be measured (e.g. an empty table) must not hide the others.
@@ -125,7 +144,15 @@ pub async fn render(s: &Service) -> Result<String, ApiError> {
 }
 
 /// The section of one collection.
-fn section(out: &mut String, s: &Service, c: &Collection, st: &Value, cmp: &Value, live: &Value) {
+fn section(
+    out: &mut String,
+    s: &Service,
+    c: &Collection,
+    st: &Value,
+    cmp: &Value,
+    live: &Value,
+    p99: &[(f64, Option<f64>)],
+) {
     let idx = c.name().to_string();
     let _ = write!(
         out,
@@ -272,6 +299,12 @@ fn section(out: &mut String, s: &Service, c: &Collection, st: &Value, cmp: &Valu
         "#ff7f0e",
     ));
     out.push_str(&line("Live mean scan latency", &lat, "ms", "#9467bd"));
+    out.push_str(&line(
+        "p99 latency of each measuring run (quantization_stats)",
+        p99,
+        "ms",
+        "#8c564b",
+    ));
     let current = st["method"].as_str().unwrap_or("");
     let current_params = st["parameters"].as_str().unwrap_or("");
     let cands = cmp["candidates"].as_array().cloned().unwrap_or_default();

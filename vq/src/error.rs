@@ -111,3 +111,26 @@ impl IntoResponse for ApiError {
         (self.status, axum::Json(self.to_json())).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_map_to_http() {
+        assert_eq!(status_for_sqlstate("42501").0, StatusCode::FORBIDDEN);
+        assert_eq!(status_for_sqlstate("22023").0, StatusCode::BAD_REQUEST);
+        assert_eq!(status_for_sqlstate("42809").0, StatusCode::BAD_REQUEST);
+        assert_eq!(status_for_sqlstate("42P01").0, StatusCode::NOT_FOUND);
+        assert_eq!(status_for_sqlstate("57014").0, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(status_for_sqlstate("40P01").0, StatusCode::CONFLICT);
+        assert_eq!(
+            status_for_sqlstate("53200").0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status_for_sqlstate("XX000").0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

@@ -419,3 +419,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(vector_text(&[1.0, -0.5, 3.25]), "[1,-0.5,3.25]");
+        let row = json!({"options": ["quantizer=auto", "quality_threshold=0.9"]});
+        assert_eq!(
+            option_value(&row, "quality_threshold").as_deref(),
+            Some("0.9")
+        );
+        assert_eq!(option_value(&row, "m"), None);
+        assert_eq!(operator_for("inner_product").unwrap(), "<#>");
+        assert!(operator_for("hamming").is_err());
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
