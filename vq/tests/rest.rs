@@ -455,6 +455,28 @@ fn rest_endpoints() {
     drop(nt);
     println!("ok: --read-only and token-less servers refuse writes (403)");
 
+    // statement_timeout: a long measurement is canceled (57014) and answered 504.
+    let slow = Vq::serve(&cluster.url("vq_app"), &["--statement-timeout", "100ms"]);
+    let (st, e) = slow.call(
+        "GET",
+        "/collections/items_embedding_idx/quantization/stats?sample_queries=10000",
+        None,
+        None,
+    );
+    assert_eq!(
+        (st, e["error"]["sqlstate"].as_str()),
+        (504, Some("57014")),
+        "{e}"
+    );
+    let (st, h) = slow.call("GET", "/healthz", None, None);
+    assert_eq!(
+        (st, h["role"].as_str()),
+        (200, Some("vq_app")),
+        "the pool recovers after a cancel"
+    );
+    drop(slow);
+    println!("ok: statement_timeout -> 504 with SQLSTATE 57014");
+
     // A superuser role is refused unless --allow-superuser.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vq"))
         .args([
