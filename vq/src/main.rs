@@ -58,7 +58,7 @@ enum Command {
 #[derive(Args)]
 struct Common {
     /// libpq-style URL or key=value string; choose a non-superuser role.
-    #[arg(long, env = "VQ_DATABASE_URL")]
+    #[arg(long, env = "VQ_DATABASE_URL", hide_env_values = true)]
     database_url: String,
     /// Bearer token required by write operations (none: writes are disabled).
     #[arg(long, env = "VQ_TOKEN", hide_env_values = true)]
