@@ -81,3 +81,27 @@ psql_port() {
     shift
     "${PG_BIN}/psql" -X -v ON_ERROR_STOP=1 -h /tmp -p "${port}" -U postgres "$@"
 }
+
+# Builds `vq` (vq/, its own crate and target dir) and (re)starts `vq serve` against the
+# demo cluster as the non-superuser role vq_demo (owner of the demo table, so re-quantizing
+# works), with a token kept in ${VQ_HOME}/vq.token. Prints the dashboard URL.
+start_vq_dashboard() {
+    local listen="${VQ_LISTEN:-127.0.0.1:8686}" pidfile="${VQ_HOME}/vq.pid" tokenfile="${VQ_HOME}/vq.token"
+    log "building vq (REST, MCP and dashboard)"
+    (cd "${REPO_DIR}/vq" && env -u CARGO_TARGET_DIR cargo build --release)
+    psql_port "${DEMO_PORT}" -q -c "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vq_demo') THEN CREATE ROLE vq_demo LOGIN; END IF; END\$\$" \
+        -c "ALTER TABLE items OWNER TO vq_demo" -c "GRANT SELECT ON items_sq8 TO vq_demo"
+    [ -s "${tokenfile}" ] || (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"${tokenfile}")
+    if [ -s "${pidfile}" ] && kill -0 "$(cat "${pidfile}")" 2>/dev/null; then
+        kill "$(cat "${pidfile}")" && sleep 1
+    fi
+    VQ_TOKEN="$(cat "${tokenfile}")" nohup setsid "${REPO_DIR}/vq/target/release/vq" serve \
+        --database-url "host=127.0.0.1 port=${DEMO_PORT} user=vq_demo dbname=postgres" \
+        --listen "${listen}" >"${VQ_HOME}/vq.log" 2>&1 </dev/null &
+    echo $! >"${pidfile}"
+    for _ in $(seq 50); do
+        curl -fsS "http://${listen}/healthz" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    log "dashboard: http://${listen}/  (REST API: http://${listen}/openapi.json; write token in ${tokenfile}; log ${VQ_HOME}/vq.log)"
+}

@@ -10,3 +10,4 @@ install_extension
 start_cluster "${DEMO_PGDATA}" "${DEMO_PORT}" "shared_preload_libraries = 'vectorize_quant'"
 log "demo on port ${DEMO_PORT} (psql -h /tmp -p ${DEMO_PORT} -U postgres)"
 psql_port "${DEMO_PORT}" -f "${REPO_DIR}/sql/demo.sql"
+start_vq_dashboard
