@@ -5,6 +5,7 @@
 #   2. `cargo pgrx test`: in-server tests of the types and the index on a throwaway cluster
 #   3. server-level tests (tests/*.rs): their own throwaway clusters for DELETE + VACUUM,
 #      kill -9 crash loops, a streaming replica, concurrent clients, cancelled builds
+#   4. the vq service: REST, MCP (official Python SDK) and the dashboard in headless Chromium
 # Every step prints its wall time; the last line is "N passed, N failed".
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -56,9 +57,12 @@ server_tests() {
 }
 step "server-level tests (cargo test --release --test '*' -- --ignored)" "${LOG_DIR}/integration.log" server_tests
 
+# The vq service (REST, MCP, dashboard): needs the extension installed by the step above.
+step "vq service tests (scripts/test-vq.sh)" "${LOG_DIR}/vq.log" bash "${REPO_DIR}/scripts/test-vq.sh"
+
 log "summary (total $(($(date +%s) - t0)) s)"
 printf '%s\n' "${summary[@]}"
-logs=("${LOG_DIR}"/core.log "${LOG_DIR}"/pg.log "${LOG_DIR}"/integration.log)
+logs=("${LOG_DIR}"/core.log "${LOG_DIR}"/pg.log "${LOG_DIR}"/integration.log "${LOG_DIR}"/vq.log)
 passed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' "${logs[@]}" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "${logs[@]}" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 if [ "${status}" -ne 0 ] && [ "${failed}" -eq 0 ]; then failed=1; fi
