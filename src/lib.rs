@@ -30,6 +30,7 @@ pgrx::extension_sql_file!("../sql/sql_api.sql", name = "sql_api", requires = ["q
 pub extern "C-unwind" fn _PG_init() {
     am::options::init();
     am::stats::init();
+    am::threads::init();
 }
 
 /// In-server tests (`cargo pgrx test`, which enables `pg_test`); the bodies live in
@@ -47,6 +48,7 @@ mod tests {
     include!("tests/sq8vector.rs");
     include!("tests/index.rs");
     include!("tests/sql_api.rs");
+    include!("tests/build.rs");
 }
 
 /// Settings for `cargo pgrx test`.

@@ -5,7 +5,8 @@
 //! - `build`: ambuild / ambuildempty        - `graph_pages`: the graph over pages
 //! - `scan`: begin/rescan/gettuple/end      - `insert`: aminsert
 //! - `vacuum`: bulkdelete / cleanup         - `cost`: amcostestimate
-//! - `stats`: scan counters
+//! - `stats`: scan counters                  - `progress`: build phases and counts
+//! - `threads`: bounded, always-joined worker threads and cancellation
 
 // Helpers here take `pg_sys::Relation` handles that Postgres gave the access method for
 // the duration of the call; they are valid by construction, so the helpers stay safe
@@ -21,8 +22,10 @@ pub mod insert;
 pub mod meta;
 pub mod options;
 pub mod pages;
+pub mod progress;
 pub mod scan;
 pub mod stats;
+pub mod threads;
 pub mod vacuum;
 
 use crate::pg_fn;
@@ -70,7 +73,7 @@ pg_fn!(
             (*r).amcostestimate = Some(cost::amcostestimate);
             (*r).amoptions = Some(options::amoptions);
             (*r).amproperty = None;
-            (*r).ambuildphasename = None;
+            (*r).ambuildphasename = Some(progress::ambuildphasename);
             (*r).amvalidate = Some(amvalidate);
             (*r).amadjustmembers = None;
             (*r).ambeginscan = Some(scan::ambeginscan);

@@ -1,0 +1,225 @@
+//! Server-level tests of index builds: cancelling CREATE INDEX (threads stop within a
+//! second, the server never restarts, a later build is sound) and build progress in
+//! `pg_stat_progress_create_index`. Run with `cargo test --release --test build -- --ignored`.
+
+mod common;
+use common::*;
+
+use postgres::error::SqlState;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Rows and dimensions of the cancellation test.
+const CANCEL_ROWS: i64 = 200_000;
+/// Dimensions of the cancellation test.
+const CANCEL_DIMS: usize = 128;
+
+/// Asserts the server log shows no crash and no Rust panic.
+fn assert_clean_log(cluster: &Cluster) {
+    let log = std::fs::read_to_string(cluster.log_path()).unwrap_or_default();
+    for bad in [
+        "terminated by signal",
+        "panicked",
+        "server process",
+        "PANIC",
+    ] {
+        assert!(
+            !log.contains(bad),
+            "server log contains {bad:?}:\n{}",
+            cluster.log_tail(40)
+        );
+    }
+}
+
+/// Runs `CREATE INDEX` on `c` and cancels it from a second connection after `delay`;
+/// returns how long the statement took to return after the cancel.
+fn cancel_after(
+    cluster: &Cluster,
+    c: &mut postgres::Client,
+    pid: i32,
+    delay: Duration,
+) -> Duration {
+    let conninfo = cluster.conninfo();
+    let canceller = thread::spawn(move || {
+        let mut admin = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+        thread::sleep(delay);
+        let at = Instant::now();
+        let sent: bool = admin
+            .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+            .unwrap()
+            .get(0);
+        assert!(sent, "pg_cancel_backend({pid}) found no backend");
+        at
+    });
+    let result = c.batch_execute("CREATE INDEX items_idx ON items USING qhnsw (v qvector_l2_ops)");
+    let returned = Instant::now();
+    let cancelled_at = canceller.join().unwrap();
+    let err = result.expect_err("CREATE INDEX finished before its cancel");
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err}");
+    returned.saturating_duration_since(cancelled_at)
+}
+
+/// Cancel CREATE INDEX on 200k x 128 rows 5 times at seeded random moments (plus one
+/// statement_timeout) in one session: each returns 57014 within 1 s, the server never
+/// restarts, nothing panics, and a final build reaches the usual recall.
+#[test]
+#[ignore]
+fn cancelled_builds_stop_within_a_second() {
+    let cluster = Cluster::primary("build_cancel");
+    let mut c = cluster.connect();
+    setup_table(&mut c, "items", CANCEL_DIMS);
+    let data = Data::new(CANCEL_DIMS, 64, 41);
+    let t = Instant::now();
+    copy_rows(&mut c, "items", &data, 0..CANCEL_ROWS);
+    println!(
+        "  loaded {CANCEL_ROWS} rows in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let postmaster = cluster.postmaster_pid();
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    c.batch_execute("SET max_parallel_maintenance_workers = 2; SET maintenance_work_mem = '1GB'")
+        .unwrap();
+    let mut rng = Rng::new(7);
+    for round in 0..5 {
+        let delay = Duration::from_millis(200 + rng.below(3800) as u64);
+        let latency = cancel_after(&cluster, &mut c, pid, delay);
+        println!(
+            "  cancel {round} after {:.2} s: returned {:.3} s after the cancel",
+            delay.as_secs_f64(),
+            latency.as_secs_f64()
+        );
+        assert!(
+            latency < Duration::from_secs(1),
+            "cancel {round} took {latency:?}"
+        );
+    }
+    c.batch_execute("SET statement_timeout = '2500ms'").unwrap();
+    let t = Instant::now();
+    let err = c
+        .batch_execute("CREATE INDEX items_idx ON items USING qhnsw (v qvector_l2_ops)")
+        .expect_err("CREATE INDEX finished within statement_timeout");
+    let took = t.elapsed();
+    println!(
+        "  statement_timeout 2.5 s: returned after {:.3} s",
+        took.as_secs_f64()
+    );
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err}");
+    assert!(
+        took < Duration::from_millis(3500),
+        "statement_timeout took {took:?}"
+    );
+    c.batch_execute("RESET statement_timeout").unwrap();
+
+    let same: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    assert_eq!(same, pid, "the session survived every cancel");
+    assert_eq!(
+        cluster.postmaster_pid(),
+        postmaster,
+        "the server never restarted"
+    );
+    assert_clean_log(&cluster);
+
+    let t = Instant::now();
+    c.batch_execute("CREATE INDEX items_idx ON items USING qhnsw (v qvector_l2_ops)")
+        .unwrap();
+    println!("  final CREATE INDEX: {:.1} s", t.elapsed().as_secs_f64());
+    force_index(&mut c, "items", "items_idx", &data);
+    c.batch_execute("SET qhnsw.ef_search = 100").unwrap();
+    let all: Vec<i64> = (0..CANCEL_ROWS).collect();
+    let recall =
+        recall_at_k(&mut c, "items", &data, &all, 50, 10).live_only("after 6 cancelled builds");
+    assert!(recall >= 0.9, "recall@10 {recall:.4}");
+    assert_eq!(cluster.postmaster_pid(), postmaster);
+    assert_clean_log(&cluster);
+}
+
+/// One row of pg_stat_progress_create_index: (phase, tuples_done, tuples_total).
+type ProgressRow = (String, i64, i64);
+
+/// During a build of 100k rows the phase names change and tuples_done rises to tuples_total.
+#[test]
+#[ignore]
+fn build_progress_is_reported() {
+    const ROWS: i64 = 100_000;
+    let cluster = Cluster::primary("build_progress");
+    let mut c = cluster.connect();
+    setup_table(&mut c, "items", 16);
+    let data = Data::new(16, 20, 43);
+    copy_rows(&mut c, "items", &data, 0..ROWS);
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    c.batch_execute("SET max_parallel_maintenance_workers = 1")
+        .unwrap();
+    let conninfo = cluster.conninfo();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let poller = thread::spawn(move || {
+        let mut watch = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+        let stmt = watch
+            .prepare(
+                "SELECT phase, coalesce(tuples_done, 0), coalesce(tuples_total, 0) \
+                 FROM pg_stat_progress_create_index WHERE pid = $1",
+            )
+            .unwrap();
+        let mut seen: Vec<ProgressRow> = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for row in watch.query(&stmt, &[&pid]).unwrap() {
+                let sample: ProgressRow = (row.get(0), row.get(1), row.get(2));
+                if seen.last() != Some(&sample) {
+                    seen.push(sample);
+                }
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        seen
+    });
+    let t = Instant::now();
+    c.batch_execute("CREATE INDEX items_idx ON items USING qhnsw (v qvector_l2_ops)")
+        .unwrap();
+    println!("  CREATE INDEX: {:.1} s", t.elapsed().as_secs_f64());
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = poller.join().unwrap();
+    let mut phases: Vec<&str> = Vec::new();
+    for (phase, _, _) in &seen {
+        if phases.last() != Some(&phase.as_str()) {
+            phases.push(phase);
+        }
+    }
+    println!("  phases seen: {phases:?} ({} samples)", seen.len());
+    assert!(
+        phases.contains(&"building index: loading tuples")
+            && phases.contains(&"building index: building graph"),
+        "phases seen: {phases:?}"
+    );
+    let graph: Vec<&ProgressRow> = seen
+        .iter()
+        .filter(|(phase, _, _)| phase == "building index: building graph")
+        .collect();
+    assert!(
+        graph.iter().all(|(_, _, total)| *total == ROWS),
+        "graph totals: {graph:?}"
+    );
+    assert!(
+        graph.windows(2).all(|w| w[0].1 <= w[1].1),
+        "tuples_done never goes backwards: {graph:?}"
+    );
+    let distinct = graph
+        .iter()
+        .map(|g| g.1)
+        .collect::<std::collections::BTreeSet<_>>();
+    assert!(
+        distinct.len() >= 3,
+        "tuples_done rises during the graph build: {graph:?}"
+    );
+    let last = graph.last().map_or(0, |g| g.1);
+    assert!(
+        last * 2 >= ROWS,
+        "tuples_done reached {last} of {ROWS}: {graph:?}"
+    );
+    let loading_done = seen
+        .iter()
+        .filter(|(phase, _, _)| phase == "building index: loading tuples")
+        .map(|s| s.1)
+        .max()
+        .unwrap_or(0);
+    assert!(loading_done > 0, "rows counted while loading: {seen:?}");
+}
