@@ -199,8 +199,10 @@ impl Drop for RaiseOnDrop<'_> {
     }
 }
 
-/// Whether a pending interrupt may end the statement or the process (cancel, terminate,
-/// lost client): such interrupts are only processed once the workers have stopped.
+/// Whether a pending interrupt ends the statement or the process (cancel, statement
+/// timeout, terminate, lost client): such interrupts are only processed once the workers
+/// have stopped. (A pending client-connection check waits for the job like the others:
+/// it may find the client alive, which must not cancel the build.)
 fn must_stop_first() -> bool {
     // SAFETY: plain reads of the interrupt flags, on the backend thread.
     unsafe {
@@ -209,8 +211,7 @@ fn must_stop_first() -> bool {
             && pg_sys::CritSectionCount == 0
             && (pg_sys::QueryCancelPending != 0
                 || pg_sys::ProcDiePending != 0
-                || pg_sys::ClientConnectionLost != 0
-                || pg_sys::CheckClientConnectionPending != 0)
+                || pg_sys::ClientConnectionLost != 0)
     }
 }
 

@@ -61,7 +61,7 @@ fn build_threads_are_bounded_joined_and_never_started_by_insert() {
 /// Options that cannot fit the column's dimensions fail at CREATE INDEX, not at the
 /// 2000th INSERT; an unconstrained column is checked at its first row.
 #[pg_test]
-fn options_are_checked_against_dimensions_when_known() {
+fn build_options_checked_against_dimensions_when_known() {
     Spi::run("CREATE TABLE vq_optdim (v qvector(16))").unwrap();
     assert_eq!(
         error_of("CREATE INDEX ON vq_optdim USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'pq', pq_subvectors = 7)"),
@@ -92,7 +92,7 @@ fn options_are_checked_against_dimensions_when_known() {
 /// ALTER INDEX checks what it can without data; a pq_subvectors that no longer fits a
 /// staged index never makes an INSERT fail (the conversion falls back to the default).
 #[pg_test]
-fn altered_options_never_break_inserts() {
+fn build_altered_options_never_break_inserts() {
     Spi::run("CREATE TABLE vq_optalt (v qvector(16))").unwrap();
     Spi::run("CREATE INDEX vq_optalt_idx ON vq_optalt USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'pq', pq_subvectors = 4)").unwrap();
     assert_eq!(
