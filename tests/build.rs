@@ -68,7 +68,8 @@ fn cancelled_builds_stop_within_a_second() {
     let cluster = Cluster::primary("build_cancel");
     let mut c = cluster.connect();
     setup_table(&mut c, "items", CANCEL_DIMS);
-    let data = Data::new(CANCEL_DIMS, 64, 41);
+    // Many small clusters: each query's neighbours sit in one cluster of ~100 rows.
+    let data = Data::new(CANCEL_DIMS, 2000, 41);
     let t = Instant::now();
     copy_rows(&mut c, "items", &data, 0..CANCEL_ROWS);
     println!(
@@ -133,10 +134,34 @@ fn cancelled_builds_stop_within_a_second() {
     assert_clean_log(&cluster);
 }
 
+/// Signals a worker thread must block (bit signo - 1): SIGINT, SIGQUIT, SIGUSR1, SIGUSR2,
+/// SIGALRM, SIGTERM.
+const WORKER_MUST_BLOCK: u64 = 1 << 1 | 1 << 2 | 1 << 9 | 1 << 11 | 1 << 13 | 1 << 14;
+
+/// Thread ids of process `pid`.
+fn backend_tasks(pid: i32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The blocked-signal mask of thread `tid` (None once it exited).
+fn blocked_signals(tid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("SigBlk:"))?;
+    u64::from_str_radix(line["SigBlk:".len()..].trim(), 16).ok()
+}
+
 /// One row of pg_stat_progress_create_index: (phase, tuples_done, tuples_total).
 type ProgressRow = (String, i64, i64);
 
-/// During a build of 100k rows the phase names change and tuples_done rises to tuples_total.
+/// During a build of 100k rows the phase names change and tuples_done rises to
+/// tuples_total; the backend has exactly one worker thread (the setting is 1), with every
+/// signal blocked.
 #[test]
 #[ignore]
 fn build_progress_is_reported() {
@@ -161,6 +186,7 @@ fn build_progress_is_reported() {
             )
             .unwrap();
         let mut seen: Vec<ProgressRow> = Vec::new();
+        let (mut most_threads, mut unmasked) = (0, Vec::new());
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             for row in watch.query(&stmt, &[&pid]).unwrap() {
                 let sample: ProgressRow = (row.get(0), row.get(1), row.get(2));
@@ -168,16 +194,34 @@ fn build_progress_is_reported() {
                     seen.push(sample);
                 }
             }
+            let tasks = backend_tasks(pid);
+            most_threads = most_threads.max(tasks.len());
+            for tid in tasks.into_iter().filter(|&tid| tid != pid) {
+                if let Some(mask) = blocked_signals(tid) {
+                    if mask & WORKER_MUST_BLOCK != WORKER_MUST_BLOCK {
+                        unmasked.push((tid, format!("{mask:x}")));
+                    }
+                }
+            }
             thread::sleep(Duration::from_millis(5));
         }
-        seen
+        (seen, most_threads, unmasked)
     });
     let t = Instant::now();
     c.batch_execute("CREATE INDEX items_idx ON items USING qhnsw (v qvector_l2_ops)")
         .unwrap();
     println!("  CREATE INDEX: {:.1} s", t.elapsed().as_secs_f64());
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let seen = poller.join().unwrap();
+    let (seen, most_threads, unmasked) = poller.join().unwrap();
+    println!("  most threads of the backend during the build: {most_threads}");
+    assert_eq!(
+        most_threads, 2,
+        "max_parallel_maintenance_workers = 1: one worker thread"
+    );
+    assert!(
+        unmasked.is_empty(),
+        "worker threads with signals not blocked: {unmasked:?}"
+    );
     let mut phases: Vec<&str> = Vec::new();
     for (phase, _, _) in &seen {
         if phases.last() != Some(&phase.as_str()) {
@@ -214,6 +258,15 @@ fn build_progress_is_reported() {
     assert!(
         last * 2 >= ROWS,
         "tuples_done reached {last} of {ROWS}: {graph:?}"
+    );
+    assert!(
+        seen.iter().any(
+            |(phase, done, total)| phase == "building index: writing index pages"
+                && done == total
+                && *total == ROWS
+        ),
+        "tuples_done reaches tuples_total when the pages are written: {:?}",
+        &seen[seen.len().saturating_sub(5)..]
     );
     let loading_done = seen
         .iter()
