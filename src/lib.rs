@@ -30,6 +30,7 @@ pgrx::extension_sql_file!("../sql/sql_api.sql", name = "sql_api", requires = ["q
 pub extern "C-unwind" fn _PG_init() {
     am::options::init();
     am::stats::init();
+    am::threads::init();
 }
 
 /// In-server tests (`cargo pgrx test`, which enables `pg_test`); the bodies live in
@@ -49,6 +50,7 @@ mod tests {
     include!("tests/sql_api.rs");
     include!("tests/locking.rs");
     include!("tests/security.rs");
+    include!("tests/build.rs");
 }
 
 /// Settings for `cargo pgrx test`.

@@ -1,15 +1,23 @@
-//! `ambuild` / `ambuildempty`: read the heap, train the quantizer on a bounded seeded
-//! sample, encode every row, build the HNSW graph in memory on all cores (rayon; no
-//! Postgres calls off the main thread), then write meta, quantizer and packed graph
-//! pages and WAL-log them in one pass at the end (like pgvector's in-memory build).
+//! `ambuild` / `ambuildempty`: check the options against the column's dimensions, read
+//! the heap, train the quantizer on a bounded seeded sample, encode every row, build the
+//! HNSW graph in memory, then write meta, quantizer and packed graph pages and WAL-log
+//! them in one pass at the end (like pgvector's in-memory build).
+//!
+//! Training, encoding and linking run on `max_parallel_maintenance_workers` threads
+//! ([`Workers`]; none: the backend thread alone), which never call Postgres and stop within
+//! a node of a cancel; the backend thread reports progress to
+//! `pg_stat_progress_create_index` ([`Progress`]) meanwhile. A rebuild inside INSERT
+//! (staging conversion) runs on the backend thread only.
 
 use super::buffer::{add_item, block_count, init_page, PageWrite};
 use super::meta::{index_metric, index_opclass, relation_name, META_BLOCK};
-use super::options::{index_options, QhnswOptions};
+use super::options::{dims_problem, index_options, QhnswOptions};
 use super::pages::{
     node_id, set_neighbors, write_element, ElementShape, MetaPage, PageKind, RerankSource,
     INVALID_NODE, MAX_LEVEL, META_BYTES,
 };
+use super::progress::{Phase, Progress};
+use super::threads::{maintenance_workers, notice, Stop, Workers};
 use crate::distance::{self, Metric};
 use crate::fmgr::{raise, raise_hint};
 use crate::graph::{HnswParams, InMemoryGraph};
@@ -21,12 +29,17 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Most rows the quantizer is trained on.
 pub const TRAINING_SAMPLE_ROWS: usize = 25_000;
 /// Seed of every random choice in a build (sampling, training, levels).
 pub const BUILD_SEED: u64 = 0x5148_4E57;
+/// Rows encoded between two stop checks.
+const ENCODE_CHUNK: usize = 1024;
+/// Rows read between two progress reports of the heap scan.
+const LOAD_REPORT_ROWS: usize = 256;
 
 /// Rows to index: heap TIDs and their vectors (normalised for cosine).
 pub struct Collected {
@@ -44,6 +57,12 @@ pub struct Collected {
     pub skipped_zero: usize,
 }
 
+/// What the heap-scan callback fills: the rows, and where it reports progress.
+struct ScanState {
+    rows: Collected,
+    progress: Progress,
+}
+
 /// Heap-scan callback: copies each non-NULL vector (normalised for cosine).
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn collect_row(
@@ -54,15 +73,16 @@ unsafe extern "C-unwind" fn collect_row(
     _alive: bool,
     state: *mut std::ffi::c_void,
 ) {
-    // SAFETY: state is the &mut Collected passed to table_index_build_scan; values/isnull have one column.
-    let (state, value) = unsafe {
+    // SAFETY: state is the &mut ScanState passed to table_index_build_scan; values/isnull have one column.
+    let (scan, value) = unsafe {
         if *isnull {
             return;
         }
-        let state = &mut *(state as *mut Collected);
-        let value = state.vector_type.read(*values);
-        (state, value)
+        let scan = &mut *(state as *mut ScanState);
+        let value = scan.rows.vector_type.read(*values);
+        (scan, value)
     };
+    let state = &mut scan.rows;
     if state.dims == 0 {
         state.dims = value.len();
     }
@@ -77,6 +97,9 @@ unsafe extern "C-unwind" fn collect_row(
         return;
     }
     state.tids.push(tid);
+    if state.tids.len().is_multiple_of(LOAD_REPORT_ROWS) {
+        scan.progress.done(state.tids.len());
+    }
 }
 
 /// ERRORs when a row's dimensions differ from the index's.
@@ -117,15 +140,90 @@ fn column_dims(index: pg_sys::Relation) -> usize {
     typmod.max(0) as usize
 }
 
-/// Trains the index's quantizer on a seeded sample of the rows. With `quantizer = 'auto'`
-/// the candidates are evaluated on the sample first and the smallest meeting
-/// `quality_threshold` is trained; the returned text says which and why.
+/// ERRORs (22023, 54000) unless an index with `opts` can hold `dims`-dimensional rows:
+/// run at CREATE INDEX (and, for an unconstrained column, at the first row), never later.
+pub fn check_options_fit(opts: &QhnswOptions, dims: usize) {
+    if let Some(problem) = dims_problem(opts, dims) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("cannot train the quantizer: {problem}"),
+        );
+    }
+    if let Some(kind) = opts.quantizer {
+        let code_len = options_config(opts, kind).code_len(dims);
+        check_element_fits(
+            options_shape(opts, dims, code_len),
+            &format!("{dims} dimensions with quantizer '{}'", kind.name()),
+        );
+    }
+}
+
+/// The training configuration the options ask for, for a fixed quantizer kind.
+fn options_config(opts: &QhnswOptions, kind: QuantizerKind) -> QuantizerConfig {
+    QuantizerConfig {
+        kind,
+        pq_subvectors: opts.pq_subvectors,
+        pq_bits: opts.pq_bits,
+        ..QuantizerConfig::default()
+    }
+}
+
+/// Trains the quantizer of a staged index that reached its first batch (inside INSERT,
+/// on the backend thread alone). Options changed by ALTER INDEX since the index checked
+/// them may no longer fit the dimensions: the INSERT must not fail for that, so such a
+/// value falls back to its default, with a WARNING.
 pub fn train_quantizer(
     opts: &QhnswOptions,
     dims: usize,
     data: &[f32],
     metric: Metric,
 ) -> (Quantizer, Option<String>) {
+    let mut opts = opts.clone();
+    if let Some(problem) = dims_problem(&opts, dims) {
+        notice(|| {
+            pgrx::pg_sys::panic::ErrorReport::new(
+                Code::ERRCODE_WARNING,
+                format!("qhnsw options no longer fit the index: {problem}"),
+                "qhnsw_build",
+            )
+            .set_detail("The staged rows are converted with the default pq_subvectors.")
+            .set_hint("Set a valid pq_subvectors with ALTER INDEX and REINDEX to use it.")
+            .report(pgrx::pg_sys::elog::PgLogLevel::WARNING)
+        });
+        opts.pq_subvectors = 0;
+    }
+    train_with(&opts, dims, data, metric, &Workers::none(), Progress::off())
+}
+
+/// Trains on `workers` (see [`train_rows`]), raising its error on the backend thread.
+fn train_with(
+    opts: &QhnswOptions,
+    dims: usize,
+    data: &[f32],
+    metric: Metric,
+    workers: &Workers,
+    progress: Progress,
+) -> (Quantizer, Option<String>) {
+    progress.phase(Phase::Training, 0);
+    workers
+        .run(&|| {}, |_stop| train_rows(opts, dims, data, metric))
+        .unwrap_or_else(|e| {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("cannot train the quantizer: {e}"),
+            )
+        })
+}
+
+/// Trains the index's quantizer on a seeded sample of the rows (plain Rust). With
+/// `quantizer = 'auto'` the candidates are evaluated on the sample first and the smallest
+/// meeting `quality_threshold` is trained; the returned text says which and why.
+fn train_rows(
+    opts: &QhnswOptions,
+    dims: usize,
+    data: &[f32],
+    metric: Metric,
+) -> Result<(Quantizer, Option<String>), String> {
     let rows = data.len() / dims;
     let sample_rows: Vec<usize> = if rows <= TRAINING_SAMPLE_ROWS {
         (0..rows).collect()
@@ -140,15 +238,7 @@ pub fn train_quantizer(
         sample_data.extend_from_slice(&data[r * dims..(r + 1) * dims]);
     }
     let (config, reason) = match opts.quantizer {
-        Some(kind) => (
-            QuantizerConfig {
-                kind,
-                pq_subvectors: opts.pq_subvectors,
-                pq_bits: opts.pq_bits,
-                ..QuantizerConfig::default()
-            },
-            None,
-        ),
+        Some(kind) => (options_config(opts, kind), None),
         None => {
             let (config, reports) = crate::quant::auto::choose_for_build(
                 dims,
@@ -169,77 +259,87 @@ pub fn train_quantizer(
         seed: BUILD_SEED,
         ..config
     };
-    let quantizer = Quantizer::train(&config, dims, &sample_data).unwrap_or_else(|e| {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("cannot train the quantizer: {e}"),
-        )
-    });
-    (quantizer, reason)
+    let quantizer = Quantizer::train(&config, dims, &sample_data).map_err(|e| e.to_string())?;
+    Ok((quantizer, reason))
 }
 
-/// Runs the parallel graph build off the main thread, reporting progress by NOTICE.
-fn build_graph(collected: &Collected, params: HnswParams) -> InMemoryGraph {
+/// Builds the graph on `workers`, reporting linked nodes to progress and by NOTICE every 10 s.
+fn build_graph(
+    collected: &Collected,
+    params: HnswParams,
+    workers: &Workers,
+    progress: Progress,
+) -> InMemoryGraph {
     let n = collected.tids.len();
     let (dims, metric, data) = (collected.dims, collected.metric, &collected.data);
+    progress.phase(Phase::Linking, n);
     let done = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap_or_else(|e| {
-            raise(
-                Code::ERRCODE_INSUFFICIENT_RESOURCES,
-                format!("cannot start build threads: {e}"),
-            )
-        });
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        let worker = scope.spawn(|| {
-            pool.install(|| {
-                InMemoryGraph::build(
-                    n,
-                    params,
-                    BUILD_SEED,
-                    |a, b| {
-                        distance::metric_distance(
-                            metric,
-                            &data[a as usize * dims..(a as usize + 1) * dims],
-                            &data[b as usize * dims..(b as usize + 1) * dims],
-                        )
-                    },
-                    |count| done.store(count, Ordering::Relaxed),
-                )
-            })
-        });
-        let mut last_notice = Instant::now();
-        while !worker.is_finished() {
-            std::thread::sleep(Duration::from_millis(50));
-            if last_notice.elapsed() >= Duration::from_secs(10) {
-                last_notice = Instant::now();
+    let last_notice = Mutex::new(Instant::now());
+    let tick = || {
+        let linked = done.load(Ordering::Relaxed);
+        progress.done(linked);
+        let mut last = last_notice.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= Duration::from_secs(10) {
+            *last = Instant::now();
+            notice(|| {
                 pgrx::notice!(
-                    "qhnsw build: {} of {} nodes linked after {:.0} s",
-                    done.load(Ordering::Relaxed),
-                    n,
+                    "qhnsw build: {linked} of {n} nodes linked after {:.0} s",
                     started.elapsed().as_secs_f64()
-                );
-            }
+                )
+            });
         }
-        worker.join().unwrap_or_else(|panic| {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            raise(
-                Code::ERRCODE_INTERNAL_ERROR,
-                format!("qhnsw graph build failed: {why}"),
-            )
-        })
+    };
+    let graph = workers.run(&tick, |stop| {
+        InMemoryGraph::build_until(
+            n,
+            params,
+            BUILD_SEED,
+            |a, b| {
+                distance::metric_distance(
+                    metric,
+                    &data[a as usize * dims..(a as usize + 1) * dims],
+                    &data[b as usize * dims..(b as usize + 1) * dims],
+                )
+            },
+            |count| done.store(count, Ordering::Relaxed),
+            || stop.stopped(),
+        )
+    });
+    graph.unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_QUERY_CANCELED,
+            "canceling statement due to user request",
+        )
     })
+}
+
+/// Encodes every row on `workers` (checking `stop` per chunk); also says whether all rows have unit length.
+fn encode_rows(
+    quantizer: &Quantizer,
+    data: &[f32],
+    dims: usize,
+    stop: &Stop,
+    done: &AtomicUsize,
+) -> (Vec<u8>, bool) {
+    let code_len = quantizer.code_len();
+    let mut codes = vec![0u8; data.len() / dims * code_len];
+    codes
+        .par_chunks_mut(ENCODE_CHUNK * code_len)
+        .zip(data.par_chunks(ENCODE_CHUNK * dims))
+        .for_each(|(out, rows)| {
+            if stop.stopped() {
+                return;
+            }
+            for (code, row) in out.chunks_exact_mut(code_len).zip(rows.chunks_exact(dims)) {
+                quantizer.encode(row, code);
+            }
+            done.fetch_add(rows.len() / dims, Ordering::Relaxed);
+        });
+    let unit_norm = data
+        .par_chunks(ENCODE_CHUNK * dims)
+        .all(|rows| !stop.stopped() && rows.chunks_exact(dims).all(is_unit));
+    (codes, unit_norm)
 }
 
 /// Where each node goes: (block, offset) per node, and the node ids per graph page.
@@ -444,7 +544,8 @@ fn check_memory(rows: &Collected, code_len: usize, m: usize) {
     // SAFETY: maintenance_work_mem is a plain GUC integer (kB).
     let limit = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
     if bytes > limit {
-        pgrx::pg_sys::panic::ErrorReport::new(
+        notice(|| {
+            pgrx::pg_sys::panic::ErrorReport::new(
             Code::ERRCODE_SUCCESSFUL_COMPLETION,
             format!(
                 "qhnsw build of {n} rows uses about {} MB of memory, more than maintenance_work_mem ({} MB)",
@@ -455,7 +556,8 @@ fn check_memory(rows: &Collected, code_len: usize, m: usize) {
         )
         .set_detail("The build continues in memory.")
         .set_hint("Increase maintenance_work_mem to keep builds within their budget.")
-        .report(pgrx::pg_sys::elog::PgLogLevel::NOTICE);
+        .report(pgrx::pg_sys::elog::PgLogLevel::NOTICE)
+        });
     }
 }
 
@@ -468,15 +570,24 @@ pub unsafe extern "C-unwind" fn ambuild(
 ) -> *mut pg_sys::IndexBuildResult {
     let opts = index_options(index);
     let (metric, vector_type) = index_opclass(index);
-    let mut collected = Collected {
-        dims: column_dims(index),
-        metric,
-        vector_type,
-        tids: Vec::new(),
-        data: Vec::new(),
-        skipped_zero: 0,
+    let dims = column_dims(index);
+    if dims > 0 {
+        check_options_fit(&opts, dims);
+    }
+    let progress = Progress::on();
+    progress.phase(Phase::Loading, 0);
+    let mut scan = ScanState {
+        rows: Collected {
+            dims,
+            metric,
+            vector_type,
+            tids: Vec::new(),
+            data: Vec::new(),
+            skipped_zero: 0,
+        },
+        progress,
     };
-    // SAFETY: standard heap scan for index builds; the callback receives &mut collected.
+    // SAFETY: standard heap scan for index builds; the callback receives &mut scan.
     let heap_tuples = unsafe {
         pg_sys::table_index_build_scan(
             heap,
@@ -485,34 +596,40 @@ pub unsafe extern "C-unwind" fn ambuild(
             true,
             true,
             Some(collect_row),
-            &mut collected as *mut Collected as *mut std::ffi::c_void,
+            &mut scan as *mut ScanState as *mut std::ffi::c_void,
             std::ptr::null_mut(),
         )
     };
+    let collected = scan.rows;
+    progress.done(collected.tids.len());
     if collected.skipped_zero > 0 {
-        pgrx::notice!(
-            "qhnsw index \"{}\" skipped {} zero vectors: cosine distance is undefined for them",
-            relation_name(index),
-            collected.skipped_zero
-        );
+        notice(|| {
+            pgrx::notice!(
+                "qhnsw index \"{}\" skipped {} zero vectors: cosine distance is undefined for them",
+                relation_name(index),
+                collected.skipped_zero
+            )
+        });
     }
-    if let (true, Some(kind), dims @ 1..) =
-        (collected.tids.is_empty(), opts.quantizer, collected.dims)
-    {
-        let config = QuantizerConfig {
-            kind,
-            pq_subvectors: opts.pq_subvectors,
-            pq_bits: opts.pq_bits,
-            ..QuantizerConfig::default()
-        };
-        check_element_fits(
-            options_shape(&opts, dims, config.code_len(dims)),
-            &format!("{dims} dimensions with quantizer '{}'", kind.name()),
-        );
+    if dims == 0 && collected.dims > 0 {
+        check_options_fit(&opts, collected.dims);
     }
+    let workers = Workers::new(if collected.tids.is_empty() {
+        0
+    } else {
+        maintenance_workers()
+    });
     let mut meta = empty_meta(&opts, collected.dims, metric);
-    let trained = (!collected.tids.is_empty())
-        .then(|| train_quantizer(&opts, collected.dims, &collected.data, metric));
+    let trained = (!collected.tids.is_empty()).then(|| {
+        train_with(
+            &opts,
+            collected.dims,
+            &collected.data,
+            metric,
+            &workers,
+            progress,
+        )
+    });
     write_new_page(index, PageSink::Build, PageKind::Meta, 0, |page| {
         must_add(page, &meta.encode());
         if let Some((_, Some(reason))) = &trained {
@@ -521,10 +638,18 @@ pub unsafe extern "C-unwind" fn ambuild(
     });
     meta = match &trained {
         None => start_staging(index, PageSink::Build, meta),
-        Some((quantizer, _)) => {
-            write_graph(index, PageSink::Build, &opts, quantizer, &collected, meta)
-        }
+        Some((quantizer, _)) => write_graph_with(
+            index,
+            PageSink::Build,
+            &opts,
+            quantizer,
+            &collected,
+            meta,
+            &workers,
+            progress,
+        ),
     };
+    drop(workers);
     put_meta_unlogged(index, &meta);
     log_all_pages(index);
     // SAFETY: palloc a result struct for the caller.
@@ -568,6 +693,7 @@ pub fn start_staging(index: pg_sys::Relation, sink: PageSink, mut meta: MetaPage
         return meta;
     }
     let dims = meta.dims as usize;
+    check_options_fit(&index_options(index), dims);
     let shape = |code_len| ElementShape {
         m: meta.m as usize,
         code_len,
@@ -600,26 +726,47 @@ pub fn start_staging(index: pg_sys::Relation, sink: PageSink, mut meta: MetaPage
     meta
 }
 
-/// Encodes every row, builds the graph in memory and appends quantizer and graph pages
-/// (tagged with a new build id) after the current end of the index; returns the meta
-/// page describing them, which the caller writes.
+/// [`write_graph_with`] on the backend thread alone, reporting no progress (the staging
+/// conversion inside INSERT).
 pub fn write_graph(
     index: pg_sys::Relation,
     sink: PageSink,
     opts: &QhnswOptions,
     quantizer: &Quantizer,
     rows: &Collected,
+    meta: MetaPage,
+) -> MetaPage {
+    let workers = Workers::none();
+    write_graph_with(
+        index,
+        sink,
+        opts,
+        quantizer,
+        rows,
+        meta,
+        &workers,
+        Progress::off(),
+    )
+}
+
+/// Encodes every row, builds the graph in memory (both on `workers`) and appends quantizer
+/// and graph pages (tagged with a new build id) after the current end of the index;
+/// returns the meta page describing them, which the caller writes.
+#[allow(clippy::too_many_arguments)]
+pub fn write_graph_with(
+    index: pg_sys::Relation,
+    sink: PageSink,
+    opts: &QhnswOptions,
+    quantizer: &Quantizer,
+    rows: &Collected,
     mut meta: MetaPage,
+    workers: &Workers,
+    progress: Progress,
 ) -> MetaPage {
     let n = rows.tids.len();
     let dims = rows.dims;
     let code_len = quantizer.code_len();
     check_memory(rows, code_len, opts.m);
-    let codes: Vec<u8> = rows
-        .data
-        .par_chunks(dims)
-        .flat_map_iter(|row| quantizer.encode_to_vec(row))
-        .collect();
     let shape = options_shape(opts, dims, code_len);
     check_element_fits(
         shape,
@@ -628,7 +775,19 @@ pub fn write_graph(
             quantizer.kind().name()
         ),
     );
-    let graph = build_graph(rows, HnswParams::new(opts.m, opts.ef_construction));
+    progress.phase(Phase::Encoding, n);
+    let encoded = AtomicUsize::new(0);
+    let (codes, unit_norm) = workers
+        .run(&|| progress.done(encoded.load(Ordering::Relaxed)), |stop| {
+            encode_rows(quantizer, &rows.data, dims, stop, &encoded)
+        });
+    let graph = build_graph(
+        rows,
+        HnswParams::new(opts.m, opts.ef_construction),
+        workers,
+        progress,
+    );
+    progress.phase(Phase::Writing, n);
     let blob = quantizer.to_bytes();
     meta.build_id = new_build_id();
     let tag = meta.build_tag();
@@ -656,11 +815,12 @@ pub fn write_graph(
     meta.quantizer_bytes = blob.len() as u32;
     meta.insert_page = placement.location.last().map(|l| l.0).unwrap_or(0);
     meta.node_count = n as u64;
-    meta.unit_norm = rows.data.par_chunks(dims).all(is_unit);
+    meta.unit_norm = unit_norm;
 
     let mut element = Vec::new();
     let mut neighbors = Vec::new();
     for range in &placement.pages {
+        pgrx::check_for_interrupts!();
         let block = write_new_page(index, sink, PageKind::Graph, tag, |page| {
             for id in range.clone() {
                 let level = graph.level(id as u32);
@@ -698,6 +858,7 @@ pub fn write_graph(
                 "qhnsw build: the index grew concurrently",
             );
         }
+        progress.done(range.end);
     }
     meta
 }

@@ -6,6 +6,7 @@
 //! - `scan`: begin/rescan/gettuple/end      - `insert`: aminsert
 //! - `vacuum`: bulkdelete / cleanup         - `cost`: amcostestimate
 //! - `stats`: scan counters               - `locks`: every locking rule
+//! - `progress`: build phases and counts  - `threads`: bounded, always-joined worker threads and cancellation
 
 // Helpers here take `pg_sys::Relation` handles that Postgres gave the access method for
 // the duration of the call; they are valid by construction, so the helpers stay safe
@@ -22,8 +23,10 @@ pub mod locks;
 pub mod meta;
 pub mod options;
 pub mod pages;
+pub mod progress;
 pub mod scan;
 pub mod stats;
+pub mod threads;
 pub mod vacuum;
 
 use crate::pg_fn;
@@ -71,7 +74,7 @@ pg_fn!(
             (*r).amcostestimate = Some(cost::amcostestimate);
             (*r).amoptions = Some(options::amoptions);
             (*r).amproperty = None;
-            (*r).ambuildphasename = None;
+            (*r).ambuildphasename = Some(progress::ambuildphasename);
             (*r).amvalidate = Some(amvalidate);
             (*r).amadjustmembers = None;
             (*r).ambeginscan = Some(scan::ambeginscan);

@@ -1,7 +1,10 @@
 //! Index options (`WITH (...)`) and the `qhnsw.*` settings.
 //!
-//! Options are validated when given (CREATE INDEX / ALTER INDEX), copied into the
-//! meta page at build time, and never consulted by readers afterwards.
+//! Options are validated when given: each value and the combinations that do not depend
+//! on the data (ef_construction >= 2 * m, pq_bits) in `amoptions`, at CREATE INDEX and
+//! ALTER INDEX alike; what depends on the dimensions ([`dims_problem`], page fit) at
+//! CREATE INDEX, or at the first row for an unconstrained column. They are copied into
+//! the meta page at build time and never consulted by readers afterwards.
 
 use super::pages::RerankSource;
 use crate::fmgr::{raise, raise_hint};
@@ -279,7 +282,7 @@ pub unsafe extern "C-unwind" fn amoptions(
         ),
     ];
     // SAFETY: the table describes QhnswOptionsRaw exactly; build_reloptions pallocs the result.
-    unsafe {
+    let parsed = unsafe {
         pg_sys::build_reloptions(
             reloptions,
             validate,
@@ -288,7 +291,40 @@ pub unsafe extern "C-unwind" fn amoptions(
             table.as_ptr(),
             table.len() as i32,
         ) as *mut pg_sys::bytea
+    };
+    if validate && !parsed.is_null() {
+        // SAFETY: build_reloptions returned a QhnswOptionsRaw.
+        let raw = unsafe { &*(parsed as *const QhnswOptionsRaw) };
+        check_combinations(
+            raw.m as usize,
+            raw.ef_construction as usize,
+            raw.pq_bits as u8,
+        );
     }
+    parsed
+}
+
+/// ERRORs (22023) on option combinations that are wrong whatever the data.
+fn check_combinations(m: usize, ef_construction: usize, pq_bits: u8) {
+    if ef_construction < 2 * m {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            "ef_construction must be greater than or equal to 2 * m",
+        );
+    }
+    if pq_bits != 4 && pq_bits != 8 {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            "pq_bits must be 4 or 8",
+        );
+    }
+}
+
+/// What makes `opts` unusable for `dims`-dimensional vectors, if anything.
+pub fn dims_problem(opts: &QhnswOptions, dims: usize) -> Option<String> {
+    let m = opts.pq_subvectors;
+    (opts.quantizer == Some(QuantizerKind::Pq) && m != 0 && (m > dims || !dims.is_multiple_of(m)))
+        .then(|| format!("pq_subvectors ({m}) must divide the number of dimensions ({dims})"))
 }
 
 /// Reads a string option stored at an offset inside the options struct.
@@ -333,17 +369,6 @@ pub fn index_options(index: pg_sys::Relation) -> QhnswOptions {
             }
         }
     }
-    if opts.ef_construction < 2 * opts.m {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            "ef_construction must be greater than or equal to 2 * m",
-        );
-    }
-    if opts.pq_bits != 4 && opts.pq_bits != 8 {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            "pq_bits must be 4 or 8",
-        );
-    }
+    check_combinations(opts.m, opts.ef_construction, opts.pq_bits);
     opts
 }

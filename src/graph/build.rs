@@ -16,6 +16,8 @@
 //!   repair pass finds nodes unreachable from the entry point on layer 0 and links
 //!   each from its nearest reachable node (into a free slot, or replacing a neighbour
 //!   that has other incoming links), so a finished build is fully connected.
+//! - A build can be stopped ([`InMemoryGraph::build_until`]): `stop()` is checked before
+//!   every node and every repair, so a cancelled build ends within one insertion.
 //! - Once built, the lists are frozen into one flat `u32` array (per node: for each
 //!   layer a length word and `max_neighbors(layer)` slots), which is compact and
 //!   cache-friendly for searching and for writing index pages.
@@ -151,12 +153,13 @@ fn mark_reachable(locked: &[LockedLinks], start: u32, reached: &mut [bool]) -> u
     marked
 }
 
-/// Links every node unreachable over layer 0 from its nearest reachable node (sequential, deterministic).
+/// Links every node unreachable over layer 0 from its nearest reachable node (sequential, deterministic); gives up when `stop()`.
 fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
     locked: &[LockedLinks],
     entry: (u32, usize),
     params: &HnswParams,
     distance: &D,
+    stop: &dyn Fn() -> bool,
 ) {
     let n = locked.len();
     let mut reached = vec![false; n];
@@ -175,6 +178,9 @@ fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
     for orphan in 0..n as u32 {
         if reached[orphan as usize] {
             continue;
+        }
+        if stop() {
+            return;
         }
         let mut view = BuildView {
             links: locked,
@@ -236,6 +242,19 @@ impl InMemoryGraph {
         distance: impl Fn(u32, u32) -> f32 + Sync,
         progress: impl Fn(usize) + Sync,
     ) -> InMemoryGraph {
+        Self::build_until(n, params, seed, distance, progress, || false)
+            .expect("a build that is never stopped finishes")
+    }
+
+    /// [`build`](Self::build) that gives up, returning None, once `stop()` is true (checked before each node).
+    pub fn build_until(
+        n: usize,
+        params: HnswParams,
+        seed: u64,
+        distance: impl Fn(u32, u32) -> f32 + Sync,
+        progress: impl Fn(usize) + Sync,
+        stop: impl Fn() -> bool + Sync,
+    ) -> Option<InMemoryGraph> {
         assert!(
             n <= u32::MAX as usize,
             "InMemoryGraph holds at most u32::MAX nodes"
@@ -290,6 +309,9 @@ impl InMemoryGraph {
             let mut visited = DenseVisited::with_capacity(n);
             let mut scratch = SearchScratch::new();
             for id in 0..n as u32 {
+                if stop() {
+                    return None;
+                }
                 insert_one(id, &mut visited, &mut scratch);
             }
         } else {
@@ -299,6 +321,9 @@ impl InMemoryGraph {
                 .map(|_| Mutex::new((DenseVisited::with_capacity(n), SearchScratch::new())))
                 .collect();
             (0..n as u32).into_par_iter().for_each(|id| {
+                if stop() {
+                    return;
+                }
                 let slot =
                     rayon::current_thread_index().map_or(threads, |index| index.min(threads));
                 let mut buffers = slots[slot].lock();
@@ -307,12 +332,18 @@ impl InMemoryGraph {
             });
         }
 
+        if stop() {
+            return None;
+        }
         let entry = entry.into_inner();
         if let Some(entry) = entry {
-            repair_layer0_reachability(&locked, entry, &params, &distance);
+            repair_layer0_reachability(&locked, entry, &params, &distance, &stop);
+        }
+        if stop() {
+            return None;
         }
         let lists: Vec<Vec<Vec<u32>>> = locked.into_iter().map(RwLock::into_inner).collect();
-        Self::freeze(params, entry, levels, &lists)
+        Some(Self::freeze(params, entry, levels, &lists))
     }
 
     /// Packs per-node lists into the flat layout.

@@ -1,0 +1,132 @@
+// In-server tests of index builds: worker threads (bounded, joined, never started by
+// INSERT) and options checked against the dimensions when the index learns them.
+
+/// Threads of this backend process right now.
+fn backend_threads() -> usize {
+    std::fs::read_dir("/proc/self/task").expect("/proc/self/task").count()
+}
+
+/// Threads of this backend once exited threads are gone from /proc (the kernel removes a
+/// joined thread's entry a moment after the join returns; a live thread never goes away).
+fn settled_backend_threads() -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while backend_threads() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    backend_threads()
+}
+
+/// Worker threads started by builds in this backend so far.
+fn threads_started() -> usize {
+    crate::am::threads::THREADS_STARTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// CREATE INDEX uses max_parallel_maintenance_workers threads (none for 0) and leaves none
+/// behind; an INSERT that converts a staged index starts none.
+#[pg_test]
+fn build_threads_are_bounded_joined_and_never_started_by_insert() {
+    assert_eq!(settled_backend_threads(), 1, "a backend starts single-threaded");
+    load_table("vq_thr", 16, &embeddings_like(3000, 16, 5));
+    assert_eq!(settled_backend_threads(), 1, "loading rows starts no thread");
+
+    Spi::run("SET max_parallel_maintenance_workers = 0").unwrap();
+    let before = threads_started();
+    Spi::run("CREATE INDEX vq_thr_0 ON vq_thr USING qhnsw (v qvector_l2_ops)").unwrap();
+    assert_eq!(threads_started(), before, "0 workers: the backend builds alone");
+    assert_eq!(settled_backend_threads(), 1, "no thread after a build without workers");
+
+    Spi::run("SET max_parallel_maintenance_workers = 2").unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let before = threads_started();
+    Spi::run("CREATE INDEX vq_thr_2 ON vq_thr USING qhnsw (v qvector_l2_ops)").unwrap();
+    assert_eq!(threads_started() - before, 2.min(cores), "2 workers, at most the cores");
+    assert_eq!(settled_backend_threads(), 1, "every build thread joined");
+    Spi::run("REINDEX INDEX vq_thr_2").unwrap();
+    assert_eq!(settled_backend_threads(), 1, "every REINDEX thread joined");
+
+    // An index created on an empty table converts its staged rows at the 2000th INSERT.
+    Spi::run("CREATE TABLE vq_thr_ins (id int, v qvector(16))").unwrap();
+    Spi::run("CREATE INDEX vq_thr_ins_idx ON vq_thr_ins USING qhnsw (v qvector_l2_ops)").unwrap();
+    let before = threads_started();
+    Spi::run("INSERT INTO vq_thr_ins SELECT id, v FROM vq_thr WHERE id < 2500").unwrap();
+    assert!(
+        Spi::get_one::<bool>("SELECT trained FROM qhnsw_index_meta('vq_thr_ins_idx')").unwrap().unwrap(),
+        "the staged index was converted"
+    );
+    assert_eq!(text_of("SELECT method FROM qhnsw_index_meta('vq_thr_ins_idx')"), "sq8");
+    assert_eq!(threads_started(), before, "INSERT starts no worker thread");
+    assert_eq!(settled_backend_threads(), 1, "INSERT leaves no thread (no rayon global pool either)");
+}
+
+/// Options that cannot fit the column's dimensions fail at CREATE INDEX, not at the
+/// 2000th INSERT; an unconstrained column is checked at its first row.
+#[pg_test]
+fn build_options_checked_against_dimensions_when_known() {
+    Spi::run("CREATE TABLE vq_optdim (v qvector(16))").unwrap();
+    assert_eq!(
+        error_of("CREATE INDEX ON vq_optdim USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'pq', pq_subvectors = 7)"),
+        "22023: cannot train the quantizer: pq_subvectors (7) must divide the number of dimensions (16)"
+    );
+    assert_eq!(
+        error_of("CREATE INDEX ON vq_optdim USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'pq', pq_subvectors = 32)"),
+        "22023: cannot train the quantizer: pq_subvectors (32) must divide the number of dimensions (16)"
+    );
+    // A valid configuration on the empty table takes 2100 rows through its conversion.
+    Spi::run("CREATE INDEX vq_optdim_ok ON vq_optdim USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'pq', pq_subvectors = 4)").unwrap();
+    load_rows_into("vq_optdim", 16, 2100, 6);
+    assert_eq!(text_of("SELECT method || ' ' || code_bytes FROM qhnsw_index_meta('vq_optdim_ok')"), "pq 4");
+
+    // Unconstrained column: the index cannot know the dimensions before the first row.
+    Spi::run("CREATE TABLE vq_optfree (v qvector)").unwrap();
+    Spi::run("CREATE INDEX vq_optfree_idx ON vq_optfree USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'pq', pq_subvectors = 7)").unwrap();
+    let row16 = format!("'{}'", format_vector(&embeddings_like(1, 16, 7)));
+    assert_eq!(
+        error_of(&format!("INSERT INTO vq_optfree VALUES ({row16})")),
+        "22023: cannot train the quantizer: pq_subvectors (7) must divide the number of dimensions (16)"
+    );
+    Spi::run("ALTER INDEX vq_optfree_idx SET (pq_subvectors = 8)").unwrap();
+    Spi::run(&format!("INSERT INTO vq_optfree VALUES ({row16})")).unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM vq_optfree").unwrap(), Some(1));
+}
+
+/// ALTER INDEX checks what it can without data; a pq_subvectors that no longer fits a
+/// staged index never makes an INSERT fail (the conversion falls back to the default).
+#[pg_test]
+fn build_altered_options_never_break_inserts() {
+    Spi::run("CREATE TABLE vq_optalt (v qvector(16))").unwrap();
+    Spi::run("CREATE INDEX vq_optalt_idx ON vq_optalt USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'pq', pq_subvectors = 4)").unwrap();
+    assert_eq!(
+        error_of("ALTER INDEX vq_optalt_idx SET (m = 40)"),
+        "22023: ef_construction must be greater than or equal to 2 * m"
+    );
+    assert_eq!(error_of("ALTER INDEX vq_optalt_idx SET (pq_bits = 5)"), "22023: pq_bits must be 4 or 8");
+    Spi::run("ALTER INDEX vq_optalt_idx SET (pq_subvectors = 7)").unwrap();
+    load_rows_into("vq_optalt", 16, 2100, 8);
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM vq_optalt").unwrap(), Some(2100));
+    // Converted with the default pq_subvectors for 16 dimensions (2 sub-vectors, 2 bytes).
+    assert_eq!(text_of("SELECT method || ' ' || code_bytes FROM qhnsw_index_meta('vq_optalt_idx')"), "pq 2");
+    Spi::run("INSERT INTO vq_optalt SELECT v FROM vq_optalt LIMIT 10").unwrap();
+}
+
+/// Inserts `n` seeded `dims`-dimensional rows into a one-column table, one INSERT each.
+fn load_rows_into(table: &str, dims: usize, n: usize, seed: u64) {
+    let data = embeddings_like(n, dims, seed);
+    for row in data.chunks_exact(dims) {
+        Spi::run(&format!("INSERT INTO {table} VALUES ('{}')", format_vector(row))).unwrap();
+    }
+}
+
+/// The progress phase names.
+#[pg_test]
+fn build_phase_names() {
+    let name = |phase: i64| {
+        Spi::get_one::<String>(&format!(
+            "SELECT pg_indexam_progress_phasename((SELECT oid FROM pg_am WHERE amname = 'qhnsw'), {phase})"
+        ))
+        .unwrap()
+    };
+    assert_eq!(name(2).as_deref(), Some("loading tuples"));
+    assert_eq!(name(5).as_deref(), Some("building graph"));
+    assert_eq!(name(6).as_deref(), Some("writing index pages"));
+    assert_eq!(name(99), None);
+}
