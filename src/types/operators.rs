@@ -64,7 +64,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum((distance::l2_squared(a, b) as f64).sqrt())
+        f64_datum(distance::l2_distance_f64(a, b))
     }
 );
 
@@ -74,7 +74,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum(distance::l2_squared(a, b) as f64)
+        f64_datum(distance::l2_squared_f64(a, b))
     }
 );
 
@@ -84,7 +84,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum(distance::dot(a, b) as f64)
+        f64_datum(distance::dot_f64(a, b))
     }
 );
 
@@ -94,7 +94,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum(-(distance::dot(a, b) as f64))
+        f64_datum(-distance::dot_f64(a, b))
     }
 );
 
@@ -114,7 +114,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum(distance::l1(a, b) as f64)
+        f64_datum(distance::l1_f64(a, b))
     }
 );
 
