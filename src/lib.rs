@@ -47,6 +47,7 @@ mod tests {
     include!("tests/sq8vector.rs");
     include!("tests/index.rs");
     include!("tests/sql_api.rs");
+    include!("tests/numeric.rs");
 }
 
 /// Settings for `cargo pgrx test`.
