@@ -51,6 +51,7 @@ mod tests {
     include!("tests/locking.rs");
     include!("tests/security.rs");
     include!("tests/build.rs");
+    include!("tests/numeric.rs");
 }
 
 /// Settings for `cargo pgrx test`.

@@ -125,12 +125,7 @@ pub fn is_unit(v: &[f32]) -> bool {
 
 /// Scales a vector to unit length; false for a zero vector.
 pub fn normalize(v: &mut [f32]) -> bool {
-    let norm = distance::norm_squared(v).sqrt();
-    if norm == 0.0 || !norm.is_finite() {
-        return false;
-    }
-    v.iter_mut().for_each(|x| *x /= norm);
-    true
+    distance::normalize(v)
 }
 
 /// The typmod (dimensions) of the indexed column, or 0 when unconstrained.

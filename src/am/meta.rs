@@ -148,6 +148,8 @@ pub fn index_opclass(index: pg_sys::Relation) -> (Metric, VectorType) {
         "sq8vector_l2_squared_distance" => (Metric::L2, VectorType::Sq8Vector),
         "sq8vector_negative_inner_product" => (Metric::InnerProduct, VectorType::Sq8Vector),
         "sq8vector_cosine_distance" => (Metric::Cosine, VectorType::Sq8Vector),
+        "l1_distance" => (Metric::L1, VectorType::QVector),
+        "sq8vector_l1_distance" => (Metric::L1, VectorType::Sq8Vector),
         other => raise(
             Code::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("qhnsw does not support the distance function \"{other}\""),

@@ -123,12 +123,13 @@ fn metric_to_u8(m: Metric) -> u8 {
         Metric::L2 => 0,
         Metric::InnerProduct => 1,
         Metric::Cosine => 2,
+        Metric::L1 => 3,
     }
 }
 
 /// Decodes a stored metric byte.
 fn metric_from_u8(v: u8) -> Option<Metric> {
-    [Metric::L2, Metric::InnerProduct, Metric::Cosine]
+    [Metric::L2, Metric::InnerProduct, Metric::Cosine, Metric::L1]
         .get(v as usize)
         .copied()
 }

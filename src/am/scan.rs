@@ -378,6 +378,10 @@ fn float16_distance(meta: &MetaPage, query: &[f32], bytes: &[u8]) -> f32 {
         Metric::L2 => distance::l2_squared_f16(query, &copy),
         Metric::InnerProduct => -distance::dot_f16(query, &copy),
         Metric::Cosine => 1.0 - distance::dot_f16(query, &copy),
+        Metric::L1 => {
+            let copy: Vec<f32> = copy.iter().map(|x| x.to_f32()).collect();
+            distance::l1(query, &copy)
+        }
     }
 }
 
@@ -453,6 +457,7 @@ fn sq8_distance(metric: Metric, query: Sq8Ref, row: Sq8Ref) -> f32 {
         Metric::L2 => sq8::l2_squared(query, row),
         Metric::InnerProduct => -sq8::dot(query, row),
         Metric::Cosine => sq8::cosine_distance(query, row).unwrap_or(f64::INFINITY),
+        Metric::L1 => sq8::l1(query, row),
     };
     d as f32
 }

@@ -10,7 +10,16 @@
 //! Every kernel works on the common prefix of its inputs (never reads out of
 //! bounds on a length mismatch); callers are expected to check lengths.
 //! Ranking distances follow one convention everywhere (`metric_distance`): smaller
-//! is closer; L2 -> squared L2, InnerProduct -> -dot, Cosine -> 1 - cos.
+//! is closer; L2 -> squared L2, InnerProduct -> -dot, Cosine -> 1 - cos, L1 -> L1.
+//!
+//! Extreme values (issue 11.7): the f32 kernels overflow on finite inputs near
+//! `f32::MAX` (a square of 1.9e19 is already beyond it). The public f32 functions
+//! keep the SIMD fast path and recompute in f64 only when its result is not finite,
+//! so they return the right value, or +/-Infinity only when the true value is beyond
+//! f32. The `*_f64` functions serve the SQL operators (float8 results): they return
+//! the true value, finite for any finite inputs, where pgvector (float sums) returns
+//! Infinity. Norms for cosine (`normalize`, `cosine_distance`) fall back to f64 on
+//! overflow and on underflow, so huge and tiny vectors are not taken for zero.
 
 use half::f16;
 use std::sync::OnceLock;
@@ -34,6 +43,8 @@ pub enum Metric {
     InnerProduct,
     /// Cosine distance `1 - cos`.
     Cosine,
+    /// Manhattan (taxicab) distance.
+    L1,
 }
 
 /// A set of kernel implementations for one instruction set.
@@ -270,43 +281,133 @@ pub fn cpu_features() -> &'static str {
     })
 }
 
-/// Squared Euclidean distance.
+/// Squared Euclidean distance (f64 recomputation when the f32 sum overflows).
 #[inline]
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
-    (kernels().l2_squared)(a, b)
+    let fast = (kernels().l2_squared)(a, b);
+    if fast.is_finite() {
+        fast
+    } else {
+        scalar::l2_squared_f64(a, b) as f32
+    }
 }
 
-/// Inner product.
+/// Inner product (f64 recomputation when the f32 sum overflows).
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    (kernels().dot)(a, b)
+    let fast = (kernels().dot)(a, b);
+    if fast.is_finite() {
+        fast
+    } else {
+        scalar::dot_f64(a, b) as f32
+    }
 }
 
-/// Manhattan (L1) distance.
+/// Manhattan (L1) distance (f64 recomputation when the f32 sum overflows).
 #[inline]
 pub fn l1(a: &[f32], b: &[f32]) -> f32 {
-    (kernels().l1)(a, b)
+    let fast = (kernels().l1)(a, b);
+    if fast.is_finite() {
+        fast
+    } else {
+        scalar::l1_f64(a, b) as f32
+    }
 }
 
-/// Squared Euclidean norm.
+/// Squared Euclidean norm (f64 recomputation when the f32 sum overflows).
 #[inline]
 pub fn norm_squared(a: &[f32]) -> f32 {
-    (kernels().dot)(a, a)
+    let fast = (kernels().dot)(a, a);
+    if fast.is_finite() {
+        fast
+    } else {
+        scalar::dot_f64(a, a) as f32
+    }
+}
+
+/// Euclidean distance as float8: the f32 kernel, or an f64 sum when that overflows (always finite for finite inputs).
+pub fn l2_distance_f64(a: &[f32], b: &[f32]) -> f64 {
+    l2_squared_f64(a, b).sqrt()
+}
+
+/// Squared Euclidean distance as float8 (see `l2_distance_f64`).
+pub fn l2_squared_f64(a: &[f32], b: &[f32]) -> f64 {
+    let fast = (kernels().l2_squared)(a, b);
+    if fast.is_finite() {
+        fast as f64
+    } else {
+        scalar::l2_squared_f64(a, b)
+    }
+}
+
+/// Inner product as float8 (see `l2_distance_f64`).
+pub fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    let fast = (kernels().dot)(a, b);
+    if fast.is_finite() {
+        fast as f64
+    } else {
+        scalar::dot_f64(a, b)
+    }
+}
+
+/// L1 distance as float8 (see `l2_distance_f64`).
+pub fn l1_f64(a: &[f32], b: &[f32]) -> f64 {
+    let fast = (kernels().l1)(a, b);
+    if fast.is_finite() {
+        fast as f64
+    } else {
+        scalar::l1_f64(a, b)
+    }
+}
+
+/// Smallest f32 sum of squares trusted as a norm: below it, squares of small components may have underflowed.
+const NORM_SQUARED_UNDERFLOW: f32 = 1e-30;
+
+/// Scales `v` to unit length in place; false (and `v` unchanged) for a zero vector. Huge or tiny vectors are normalised through an f64 norm.
+pub fn normalize(v: &mut [f32]) -> bool {
+    let fast = (kernels().dot)(v, v);
+    if fast.is_finite() && fast >= NORM_SQUARED_UNDERFLOW {
+        let norm = fast.sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        return true;
+    }
+    let norm = scalar::dot_f64(v, v).sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return false;
+    }
+    v.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
+    true
 }
 
 /// `1 - dot / (|a| |b|)` computed in f64 from f32 parts, similarity clamped to [-1, 1].
 pub(crate) fn cosine_from_parts(dot: f32, na: f32, nb: f32) -> f32 {
+    cosine_from_f64_parts(dot as f64, na as f64, nb as f64)
+}
+
+/// `1 - dot / (|a| |b|)` from f64 parts, similarity clamped to [-1, 1]; NaN for a zero norm.
+fn cosine_from_f64_parts(dot: f64, na: f64, nb: f64) -> f32 {
     if na <= 0.0 || nb <= 0.0 {
         return f32::NAN;
     }
-    let sim = dot as f64 / ((na as f64).sqrt() * (nb as f64).sqrt());
+    let sim = dot / (na.sqrt() * nb.sqrt());
     (1.0 - sim.clamp(-1.0, 1.0)) as f32
 }
 
-/// Cosine distance `1 - cos(a, b)`; NaN when either vector is zero (callers check).
+/// Cosine distance `1 - cos(a, b)`; NaN when either vector is zero (callers check). Parts that overflow or underflow f32 are recomputed in f64.
 #[inline]
 pub fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
-    cosine_from_parts(dot(a, b), norm_squared(a), norm_squared(b))
+    let k = kernels();
+    let (dot, na, nb) = ((k.dot)(a, b), (k.dot)(a, a), (k.dot)(b, b));
+    let trusted = |x: f32| x.is_finite() && x >= NORM_SQUARED_UNDERFLOW;
+    if dot.is_finite() && trusted(na) && trusted(nb) {
+        cosine_from_parts(dot, na, nb)
+    } else {
+        cosine_from_f64_parts(
+            scalar::dot_f64(a, b),
+            scalar::dot_f64(a, a),
+            scalar::dot_f64(b, b),
+        )
+    }
 }
 
 /// Squared L2 distance between an f32 query and an f16 stored vector.
@@ -367,12 +468,13 @@ pub fn masked_sum(w: &[f32], bits: &[u8]) -> f32 {
     (kernels().masked_sum)(w, bits)
 }
 
-/// Distance used for ranking under a metric: L2 -> squared L2, InnerProduct -> -dot, Cosine -> 1 - cos.
+/// Distance used for ranking under a metric: L2 -> squared L2, InnerProduct -> -dot, Cosine -> 1 - cos, L1 -> L1.
 #[inline]
 pub fn metric_distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
     match metric {
         Metric::L2 => l2_squared(a, b),
         Metric::InnerProduct => -dot(a, b),
         Metric::Cosine => cosine_distance(a, b),
+        Metric::L1 => l1(a, b),
     }
 }

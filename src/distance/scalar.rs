@@ -41,6 +41,30 @@ pub fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
     super::cosine_from_parts(dot(a, b), norm_squared(a), norm_squared(b))
 }
 
+/// Squared Euclidean distance accumulated in f64 (the overflow fallback).
+pub fn l2_squared_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let d = x as f64 - y as f64;
+            d * d
+        })
+        .sum()
+}
+
+/// Inner product accumulated in f64 (the overflow fallback).
+pub fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
+/// Manhattan distance accumulated in f64 (the overflow fallback).
+pub fn l1_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .sum()
+}
+
 /// Squared L2 distance between an f32 query and an f16 stored vector.
 pub fn l2_squared_f16(q: &[f32], c: &[f16]) -> f32 {
     q.iter()

@@ -117,3 +117,64 @@ fn metric_distance_conventions() {
     assert!(cosine_distance(&a, &[0.0; 3]).is_nan());
     assert!(!cpu_features().is_empty());
 }
+
+/// Issue 11.7: finite inputs near `f32::MAX` give the right distances (the f64
+/// fallback), +Infinity only when the true value is beyond f32; the float8 versions
+/// are exact.
+#[test]
+fn extreme_values_do_not_overflow() {
+    let big = 3e38f32;
+    let wide = big as f64;
+    // Partial sums overflow f32 (the plain kernel gives a non-finite value), the result fits.
+    let mut x = vec![big; 16];
+    x.extend(vec![-big; 15]);
+    let ones = vec![1.0f32; x.len()];
+    assert!(!scalar::dot(&x, &ones).is_finite());
+    assert_eq!(dot(&x, &ones), big);
+    assert_eq!(dot_f64(&x, &ones), wide);
+    // True values beyond f32: +/-Infinity in f32, exact in f64.
+    assert_eq!(l2_squared(&[big], &[-big]), f32::INFINITY);
+    assert_eq!(l2_distance_f64(&[big], &[-big]), 2.0 * wide);
+    assert_eq!(l2_squared_f64(&[big], &[0.0]), wide * wide);
+    assert_eq!(dot(&[big, big], &[big, 1.0]), f32::INFINITY);
+    assert_eq!(dot_f64(&[big, big], &[big, 1.0]), wide * wide + wide);
+    assert_eq!(l1(&[big, -big], &[-big, big]), f32::INFINITY);
+    assert_eq!(l1_f64(&[big, -big], &[-big, big]), 4.0 * wide);
+    assert_eq!(norm_squared(&[big]), f32::INFINITY);
+    // A difference that fits f32 although its square does not.
+    assert_eq!(l2_distance_f64(&[big], &[1e38]), wide - 1e38f32 as f64);
+    // Metric distances stay ordered: a huge row is farther than every ordinary one.
+    assert!(metric_distance(Metric::L2, &[1.0, 2.0], &[1e30, 0.0]) > 1e30);
+    assert_eq!(metric_distance(Metric::L1, &[1.0, 2.0], &[4.0, 6.0]), 7.0);
+}
+
+/// Issue 11.7: cosine norms neither overflow (a 1.9e19 component squares past f32)
+/// nor underflow (1e-25 squares to 0 in f32), so such vectors are not taken for zero.
+#[test]
+fn cosine_of_huge_and_tiny_vectors() {
+    for scale in [2e19f32, 3e38, 1e-25, 1e-40] {
+        let a = [scale, 0.0, scale];
+        assert!(
+            cosine_distance(&a, &[1.0, 0.0, 1.0]).abs() < 1e-6,
+            "{scale}"
+        );
+        assert!(
+            (cosine_distance(&a, &[0.0, 1.0, 0.0]) - 1.0).abs() < 1e-6,
+            "{scale}"
+        );
+        let mut v = a;
+        assert!(normalize(&mut v), "{scale}");
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!(
+            (v[0] - h).abs() < 1e-6 && v[1] == 0.0 && (v[2] - h).abs() < 1e-6,
+            "{scale}: {v:?}"
+        );
+    }
+    let mut zero = [0.0f32; 3];
+    assert!(!normalize(&mut zero));
+    assert!(cosine_distance(&[0.0; 3], &[1.0, 0.0, 0.0]).is_nan());
+    // Ordinary vectors keep the f32 path.
+    let mut v = [3.0f32, 4.0];
+    assert!(normalize(&mut v));
+    assert_eq!(v, [0.6, 0.8]);
+}

@@ -3,14 +3,23 @@
 //!
 //! Design: Algorithm 4 keeps a candidate only if it is closer to the base node than
 //! to every neighbour kept so far, which spreads links over directions and keeps the
-//! graph navigable across clusters. Exact duplicates of the base (distance 0) would
-//! break it: a kept duplicate `r` is exactly as far from every other candidate as the
-//! base, so it would prune *everything* else and duplicate-heavy nodes would end up
-//! with a single link (and parts of the graph unreachable). So here a kept neighbour
-//! at distance 0 does not prune others, and at most `max(1, m / 2)` such duplicates
-//! are kept, leaving room for links out of a group of identical vectors. For
-//! inner-product "distances" 0 does not mean duplicate, but the rule is harmless
-//! there (it only relaxes pruning for candidates at exactly 0).
+//! graph navigable across clusters. Exact duplicates (distance 0) need two exceptions:
+//!
+//! - Copies of the base: a kept copy `r` is exactly as far from every other candidate
+//!   as the base, so it would prune *everything* else and duplicate-heavy nodes would
+//!   end up with a single link. So a kept neighbour at distance 0 does not prune
+//!   others, and at most `max(1, m / 2)` such copies are kept.
+//! - Copies of a kept neighbour ("twins"): the plain rule prunes every twin of `r`
+//!   (it is 0 from `r`), so a vector next to a group of identical vectors links to
+//!   one member only, gets a single back-link from the group, and a search that
+//!   wanders over the group (all members tie) finds it only if it happens to expand
+//!   that member (issue 11.6: 100 copies plus one distinct vector). A twin is
+//!   therefore not pruned by its copy (it is still pruned by any other kept
+//!   neighbour), and at most `max(1, m / 2)` twins are kept, so the group holds many
+//!   ways to the vector while half the list stays free for other directions.
+//!
+//! For inner-product "distances" 0 does not mean identical, but the rules are harmless
+//! there (they only relax pruning for candidates at exactly 0).
 
 use super::Candidate;
 
@@ -22,7 +31,40 @@ pub fn select_neighbors_simple<Id: Copy>(
     candidates.iter().take(m).copied().collect()
 }
 
-/// Algorithm 4: keep a candidate only if it is closer to the base than to every kept neighbour; with `keep_pruned`, fill up to `m` with pruned ones in order.
+/// How Algorithm 4's pruning test judges one candidate against the kept neighbours.
+#[derive(PartialEq)]
+enum Verdict {
+    /// Closer to the base than to every kept neighbour.
+    Diverse,
+    /// Diverse except for kept neighbours it is identical to.
+    Twin,
+    /// Some kept neighbour (not identical to it) is at least as close to it as the base.
+    Pruned,
+}
+
+/// Algorithm 4's test for `candidate` against `kept` (copies of the base prune nothing).
+fn judge<Id: Copy>(
+    candidate: Candidate<Id>,
+    kept: &[Candidate<Id>],
+    pair_distance: &mut impl FnMut(Id, Id) -> f32,
+) -> Verdict {
+    let mut twin = false;
+    for neighbor in kept.iter().filter(|neighbor| neighbor.distance != 0.0) {
+        let between = pair_distance(candidate.id, neighbor.id);
+        if between == 0.0 {
+            twin = true;
+        } else if between.is_nan() || candidate.distance >= between {
+            return Verdict::Pruned;
+        }
+    }
+    if twin {
+        Verdict::Twin
+    } else {
+        Verdict::Diverse
+    }
+}
+
+/// Algorithm 4: keep a candidate only if it is closer to the base than to every kept neighbour (with the duplicate rules above); with `keep_pruned`, fill up to `m` with pruned ones in order.
 pub fn select_neighbors_heuristic<Id: Copy>(
     candidates: &[Candidate<Id>],
     m: usize,
@@ -32,25 +74,25 @@ pub fn select_neighbors_heuristic<Id: Copy>(
     let duplicate_limit = (m / 2).max(1);
     let mut kept: Vec<Candidate<Id>> = Vec::with_capacity(m.min(candidates.len()));
     let mut pruned: Vec<Candidate<Id>> = Vec::new();
-    let mut duplicates_kept = 0;
+    let (mut duplicates_kept, mut twins_kept) = (0, 0);
     for &candidate in candidates {
         if kept.len() >= m {
             break;
         }
-        if candidate.distance == 0.0 {
-            if duplicates_kept < duplicate_limit {
-                kept.push(candidate);
-                duplicates_kept += 1;
-            } else if keep_pruned {
-                pruned.push(candidate);
+        let keep = if candidate.distance == 0.0 {
+            duplicates_kept += 1;
+            duplicates_kept <= duplicate_limit
+        } else {
+            match judge(candidate, &kept, &mut pair_distance) {
+                Verdict::Diverse => true,
+                Verdict::Twin => {
+                    twins_kept += 1;
+                    twins_kept <= duplicate_limit
+                }
+                Verdict::Pruned => false,
             }
-            continue;
-        }
-        let diverse = kept
-            .iter()
-            .filter(|neighbor| neighbor.distance != 0.0)
-            .all(|neighbor| candidate.distance < pair_distance(candidate.id, neighbor.id));
-        if diverse {
+        };
+        if keep {
             kept.push(candidate);
         } else if keep_pruned {
             pruned.push(candidate);

@@ -324,13 +324,62 @@ fn heuristic_with_duplicates() {
         .map(|c| c.id)
         .collect();
     assert_eq!(others, HashSet::from([4, 5]));
-    // A base that is not a duplicate keeps one member of a group of identical points.
-    let group = [2.0f32, 2.0, 2.0, -3.0];
+    // A base that is not a duplicate keeps a group of identical points up to m/2 twins
+    // beyond the first member (11.6), and still the point in the other direction.
+    let group = [2.0f32, 2.0, 2.0, 2.0, -3.0, 2.5];
     let candidates = line_candidates(&group);
     let kept =
+        select_neighbors_heuristic(&candidates, 6, |a, b| (group[a] - group[b]).abs(), false);
+    let ids: Vec<usize> = kept.iter().map(|c| c.id).collect();
+    // 0 kept; 1, 2 and 3 kept as twins (limit m / 2 = 3);
+    // 5 (2.5) is 0.5 from the group: pruned; 4 (-3) lies the other way: kept.
+    assert_eq!(ids, vec![0, 1, 2, 3, 4]);
+    let kept =
         select_neighbors_heuristic(&candidates, 4, |a, b| (group[a] - group[b]).abs(), false);
-    assert_eq!(kept.len(), 2);
-    assert_eq!(kept[1].id, 3);
+    let ids: Vec<usize> = kept.iter().map(|c| c.id).collect();
+    // m = 4: at most 2 twins, so 3 is dropped and 4 still gets a slot.
+    assert_eq!(ids, vec![0, 1, 2, 4]);
+}
+
+/// Issue 11.6: 100 copies of one vector plus one distinct vector; a search for the
+/// distinct one with ef = 40 returns it first, wherever it was inserted, with the
+/// parallel in-memory build (1 and 2 threads) and with the generic insert (the path
+/// of on-page inserts).
+#[test]
+fn distinct_vector_among_many_copies_is_found() {
+    const COPIES: usize = 100;
+    let copy = [1.0f32, 0.0, 0.5];
+    let other = [0.0f32, 1.0, 0.5];
+    for position in [0usize, 37, COPIES] {
+        let point = move |id: u32| if id as usize == position { other } else { copy };
+        let pair = move |a: u32, b: u32| squared_l2(&point(a), &point(b));
+        let query = move |id: u32| squared_l2(&point(id), &other);
+        for seed in 0..6u64 {
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let graph =
+                    pool.install(|| InMemoryGraph::build(COPIES + 1, PARAMS, seed, pair, |_| {}));
+                let found = knn_search(&mut graph.searcher(query), 40);
+                assert_eq!(
+                    found[0].id, position as u32,
+                    "build: distinct vector at {position}, seed {seed}, {threads} threads"
+                );
+            }
+            let mut inserted = VecGraph::new(pair);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            for _ in 0..=COPIES {
+                inserted.insert(random_level(&PARAMS, &mut rng), &PARAMS);
+            }
+            let found = knn_search(&mut inserted.searcher(query), 40);
+            assert_eq!(
+                found[0].id, position as u32,
+                "insert_node: distinct vector at {position}, seed {seed}"
+            );
+        }
+    }
 }
 
 /// A path graph 0-1-2-...-9 with node i at position i, for hand-checkable searches.

@@ -117,11 +117,11 @@ pub fn prepare_sample(dims: usize, sample: &[f32], metric: Metric) -> Vec<f32> {
             continue;
         }
         if metric == Metric::Cosine {
-            let norm = distance::norm_squared(row).sqrt();
-            if norm == 0.0 || !norm.is_finite() {
-                continue;
+            let start = out.len();
+            out.extend_from_slice(row);
+            if !distance::normalize(&mut out[start..]) {
+                out.truncate(start);
             }
-            out.extend(row.iter().map(|x| x / norm));
         } else {
             out.extend_from_slice(row);
         }

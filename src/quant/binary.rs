@@ -13,10 +13,12 @@
 //! - L2: `|q - x̂|^2 = sum r_i^2 + dims a^2 + 2a sum r_i - 4a sum_{bit} r_i`, `r = q - m`
 //! - dot: `q . x̂ = q . m - a sum q_i + 2a sum_{bit} q_i`
 //! - cosine (unit vectors, see `quant`): half the L2 form,
+//! - L1: `sum |q_i - m_i + a| + sum_{bit} (|q_i - m_i - a| - |q_i - m_i + a|)`,
 //!
 //! i.e. one masked-add kernel (`distance::masked_sum`, the bits are used directly as
 //! an AVX-512 lane mask). Code to code, L2 is exactly `4 a^2 * hamming(a, b)`
-//! (VPOPCNTDQ), and dot needs two masked sums and one Hamming distance.
+//! (VPOPCNTDQ), L1 is `2a * hamming(a, b)`, and dot needs two masked sums and one
+//! Hamming distance.
 
 use super::{check_vec, BinaryThreshold, EstimatorKind, QuantError};
 use crate::distance::{self, Metric};
@@ -141,6 +143,20 @@ impl BinaryQuantizer {
                     bias: scale * bias,
                 }
             }
+            Metric::L1 => {
+                // Dimension i decodes to m_i - a (bit 0) or m_i + a (bit 1).
+                let mut bias = 0.0f32;
+                let w = q
+                    .iter()
+                    .zip(&self.center)
+                    .map(|(x, m)| {
+                        let (off, on) = ((x - (m - a)).abs(), (x - (m + a)).abs());
+                        bias += off;
+                        on - off
+                    })
+                    .collect();
+                EstimatorKind::Masked { w, bias }
+            }
             Metric::InnerProduct => {
                 let qsum: f32 = q.iter().sum();
                 let w = q.iter().map(|x| -2.0 * a * x).collect();
@@ -166,6 +182,7 @@ impl BinaryQuantizer {
         match metric {
             Metric::L2 => 4.0 * mag * mag * ham,
             Metric::Cosine => 2.0 * mag * mag * ham,
+            Metric::L1 => 2.0 * mag * ham,
             Metric::InnerProduct => {
                 // sum m_i s_i = 2 sum_{bit} m_i - sum m_i, and sum s_a s_b = dims - 2 hamming.
                 let msum: f32 = self.center.iter().sum();

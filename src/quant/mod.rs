@@ -9,6 +9,11 @@
 //!   table lookups. Graph construction can use `code_distance` (code vs code).
 //! - Every distance follows `crate::distance::metric_distance`: smaller is closer;
 //!   L2 -> squared L2, InnerProduct -> -dot, Cosine -> 1 - cos.
+//! - L1 has no affine form: scalar and PQ estimators use per-code-byte lookup tables of
+//!   `|q_i - x̂_i|` (one f32 lookup per code byte, like PQ ADC), binary a masked sum
+//!   (each dimension decodes to one of two values), all exact L1 to the reconstruction.
+//! - Training clips per-dimension outliers first (`robust`), so a few huge rows cannot
+//!   wreck the ranges, thresholds or codebooks fitted for everyone else.
 //! - Cosine convention: callers (the index) L2-normalise vectors before training and
 //!   encoding, and normalise the query. For unit vectors `1 - cos(q, x) = |q - x|^2 / 2`,
 //!   so quantized estimators report `|q - decode(code)|^2 / 2` (exact cosine only for
@@ -29,6 +34,7 @@ mod binary;
 mod flat;
 mod kmeans;
 mod product;
+mod robust;
 mod scalar;
 
 pub mod auto;
@@ -334,6 +340,11 @@ impl Quantizer {
                 "training sample contains NaN or infinity".into(),
             ));
         }
+        if config.kind == QuantizerKind::None {
+            return Ok(Quantizer::Flat(FlatQuantizer::new(dims)));
+        }
+        let clipped = robust::clip_outliers(dims, sample);
+        let sample: &[f32] = &clipped;
         Ok(match config.kind {
             QuantizerKind::None => Quantizer::Flat(FlatQuantizer::new(dims)),
             QuantizerKind::Sq8 => Quantizer::Scalar(ScalarQuantizer::train(8, dims, sample)),
@@ -638,7 +649,8 @@ fn quantized_metric(q: &Quantizer, metric: Metric, x: &[f32], y: &[f32]) -> f32 
     match (q, metric) {
         (Quantizer::Flat(_) | Quantizer::Half(_), _)
         | (_, Metric::L2)
-        | (_, Metric::InnerProduct) => distance::metric_distance(metric, x, y),
+        | (_, Metric::InnerProduct)
+        | (_, Metric::L1) => distance::metric_distance(metric, x, y),
         (_, Metric::Cosine) => 0.5 * distance::l2_squared(x, y),
     }
 }

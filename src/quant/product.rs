@@ -199,6 +199,7 @@ impl ProductQuantizer {
                             .sum::<f32>()
                     }
                     Metric::InnerProduct => -x.iter().zip(cent).map(|(a, b)| a * b).sum::<f32>(),
+                    Metric::L1 => x.iter().zip(cent).map(|(a, b)| (a - b).abs()).sum(),
                 };
             }
         }

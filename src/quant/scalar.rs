@@ -11,6 +11,7 @@
 //! `sum (q_i - lo_i - step_i c_i)^2` (L2; half of it for cosine, see `quant`) or
 //! `sum q_i lo_i + sum (q_i step_i) c_i` (inner product), and run
 //! as one SIMD kernel (`distance::affine_l2` / `affine_dot`) without decoding.
+//! L1 has no such form: it uses a 256-entry table per code byte (one lookup per byte).
 
 use super::{check_vec, EstimatorKind, QuantError, SCRATCH};
 use crate::distance::{self, scalar::code_at, Metric};
@@ -89,7 +90,7 @@ impl ScalarQuantizer {
         let lo = ranges.iter().map(|r| r.0).collect();
         let step = ranges
             .iter()
-            .map(|r| ((r.1 - r.0) / levels as f32).max(0.0))
+            .map(|r| ((r.1 as f64 - r.0 as f64) / levels as f64).clamp(0.0, f32::MAX as f64) as f32)
             .collect();
         ScalarQuantizer {
             bits,
@@ -170,7 +171,33 @@ impl ScalarQuantizer {
                 bias: -distance::dot(q, &self.lo),
                 sign: -1.0,
             },
+            Metric::L1 => EstimatorKind::Table {
+                table: self.l1_table(q),
+                bias: 0.0,
+            },
         }
+    }
+
+    /// L1 lookup table: for each code byte and each of its 256 values, `sum |q_i - decode_i|` over the dimensions packed in that byte.
+    fn l1_table(&self, q: &[f32]) -> Vec<f32> {
+        let bits = self.bits as usize;
+        let per_byte = 8 / bits;
+        let mask = (1usize << bits) - 1;
+        let mut table = vec![0.0f32; self.code_len() * 256];
+        for (b, row) in table.chunks_exact_mut(256).enumerate() {
+            for slot in 0..per_byte {
+                let i = b * per_byte + slot;
+                if i >= self.dims {
+                    break;
+                }
+                let (x, lo, step) = (q.get(i).copied().unwrap_or(0.0), self.lo[i], self.step[i]);
+                for (v, entry) in row.iter_mut().enumerate() {
+                    let c = ((v >> (slot * bits)) & mask) as f32;
+                    *entry += (x - (lo + step * c)).abs();
+                }
+            }
+        }
+        table
     }
 
     /// Code-to-code estimate: decode `a`, then the affine kernel against `b`.
@@ -200,6 +227,11 @@ impl ScalarQuantizer {
                         w[i] = x[i] * self.step[i];
                     }
                     -(distance::dot(x, &self.lo) + distance::affine_dot(self.bits, w, b))
+                }
+                Metric::L1 => {
+                    self.decode(a, x);
+                    self.decode(b, w);
+                    distance::l1(x, w)
                 }
             }
         })

@@ -78,6 +78,7 @@ impl Target {
             Metric::L2 => "<->",
             Metric::InnerProduct => "<#>",
             Metric::Cosine => "<=>",
+            Metric::L1 => "<+>",
         }
     }
 
@@ -432,6 +433,7 @@ pub fn metric_name(m: Metric) -> &'static str {
         Metric::L2 => "l2",
         Metric::InnerProduct => "inner_product",
         Metric::Cosine => "cosine",
+        Metric::L1 => "l1",
     }
 }
 

@@ -28,6 +28,7 @@ fn operator(metric: Metric) -> &'static str {
         Metric::L2 => "<->",
         Metric::InnerProduct => "<#>",
         Metric::Cosine => "<=>",
+        Metric::L1 => "<+>",
     }
 }
 
@@ -37,6 +38,7 @@ fn opclass(metric: Metric) -> &'static str {
         Metric::L2 => "qvector_l2_ops",
         Metric::InnerProduct => "qvector_ip_ops",
         Metric::Cosine => "qvector_cosine_ops",
+        Metric::L1 => "qvector_l1_ops",
     }
 }
 

@@ -65,7 +65,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum((distance::l2_squared(a, b) as f64).sqrt())
+        f64_datum(distance::l2_distance_f64(a, b))
     }
 );
 
@@ -75,7 +75,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum(distance::l2_squared(a, b) as f64)
+        f64_datum(distance::l2_squared_f64(a, b))
     }
 );
 
@@ -85,7 +85,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum(distance::dot(a, b) as f64)
+        f64_datum(distance::dot_f64(a, b))
     }
 );
 
@@ -95,7 +95,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum(-(distance::dot(a, b) as f64))
+        f64_datum(-distance::dot_f64(a, b))
     }
 );
 
@@ -115,7 +115,7 @@ pg_fn!(
     |fcinfo| {
         // SAFETY: two qvector arguments.
         let (a, b) = unsafe { two_args(fcinfo) };
-        f64_datum(distance::l1(a, b) as f64)
+        f64_datum(distance::l1_f64(a, b))
     }
 );
 
