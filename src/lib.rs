@@ -30,6 +30,10 @@ pgrx::extension_sql_file!("../sql/sql_api.sql", name = "sql_api", requires = ["q
 pub extern "C-unwind" fn _PG_init() {
     am::options::init();
     am::stats::init();
+    // After every qhnsw.* setting is defined: a misspelt one is then an ERROR, not a
+    // silently ignored placeholder.
+    // SAFETY: a static NUL-terminated string; called once per process from _PG_init.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"qhnsw".as_ptr()) };
 }
 
 /// In-server tests (`cargo pgrx test`, which enables `pg_test`); the bodies live in
@@ -47,6 +51,7 @@ mod tests {
     include!("tests/sq8vector.rs");
     include!("tests/index.rs");
     include!("tests/sql_api.rs");
+    include!("tests/scan.rs");
 }
 
 /// Settings for `cargo pgrx test`.

@@ -4,6 +4,7 @@
 //! - `buffer`: page guards and GenericXLog  - `meta`: meta page, quantizer pages
 //! - `build`: ambuild / ambuildempty        - `graph_pages`: the graph over pages
 //! - `scan`: begin/rescan/gettuple/end      - `insert`: aminsert
+//! - `heap_values`: indexed values of heap rows (re-rank)
 //! - `vacuum`: bulkdelete / cleanup         - `cost`: amcostestimate
 //! - `stats`: scan counters
 
@@ -17,6 +18,7 @@ pub mod build;
 pub mod check;
 pub mod cost;
 pub mod graph_pages;
+pub mod heap_values;
 pub mod insert;
 pub mod meta;
 pub mod options;

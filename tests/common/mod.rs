@@ -672,4 +672,3 @@ pub fn run_qhnsw_check(c: &mut Client, index: &str) -> Result<(), String> {
         Err(e) => Err(format!("qhnsw_check('{index}') raised: {e}")),
     }
 }
-
