@@ -10,9 +10,9 @@
 //! qhnsw.scan_mem_multiplier`; then the nodes already seen are handed out, nearest
 //! first, and the scan ends (pgvector 0.8's definition). `relaxed_order`: rows of later
 //! batches come after earlier ones, so the order is exact within a batch and relaxed
-//! across batches. `strict_order`: a re-ranked row is held back until the next chunk
-//! has been scored too, and a row closer than one already returned is dropped, so
-//! distances never decrease.
+//! across batches. `strict_order`: a re-ranked row is held back until a later chunk
+//! whose nearest row is no nearer has been scored, and a row closer than one already
+//! returned is dropped, so distances never decrease.
 //!
 //! Heap re-ranking scores the index's own value of a row (its expression, see
 //! `heap_values`). A NULL query orders nothing: rows come back in search order
@@ -58,8 +58,10 @@ pub struct ScanState {
     ready: VecDeque<(u32, u16)>,
     /// strict_order: scored rows not yet returned, nearest first.
     pending: BinaryHeap<Reverse<Pending>>,
-    /// strict_order: chunks scored so far, and the distance of the last row returned.
+    /// strict_order: chunks scored so far, the smallest distance in the latest chunk
+    /// that had a row, and the distance of the last row returned.
     chunks: u64,
+    latest_min: f32,
     last_distance: f32,
     exhausted: bool,
     returned: u64,
@@ -133,6 +135,7 @@ impl ScanState {
         self.ready.clear();
         self.pending.clear();
         self.chunks = 0;
+        self.latest_min = f32::NEG_INFINITY;
         self.last_distance = f32::NEG_INFINITY;
         self.exhausted = false;
         self.returned = 0;
@@ -182,6 +185,7 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         ready: VecDeque::new(),
         pending: BinaryHeap::new(),
         chunks: 0,
+        latest_min: f32::NEG_INFINITY,
         last_distance: f32::NEG_INFINITY,
         exhausted: false,
         returned: 0,
@@ -359,12 +363,14 @@ fn next_tid(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> Option<(u32, 
     }
 }
 
-/// strict_order: the nearest held-back row once a later chunk has been scored (or
-/// nothing more will come); rows nearer than the last one returned are dropped.
+/// strict_order: the nearest held-back row once a later chunk has been scored whose
+/// nearest row is no nearer (the search has moved past it), or nothing more will come;
+/// rows nearer than the last one returned are dropped.
 fn next_strict(state: &mut ScanState) -> Option<(u32, u16)> {
     while let Some(Reverse(top)) = state.pending.peek().copied() {
-        if top.chunk + 1 >= state.chunks && !state.exhausted {
-            return None; // score the next chunk first: it may hold a nearer row
+        let settled = top.chunk + 1 < state.chunks && state.latest_min >= top.distance;
+        if !settled && !state.exhausted {
+            return None; // score more first: a later chunk may hold a nearer row
         }
         state.pending.pop();
         if top.distance < state.last_distance {
@@ -509,6 +515,9 @@ fn rerank_next_chunk(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     // SAFETY: nothing allocated in the re-rank context outlives the chunk.
     unsafe { pg_sys::MemoryContextReset(state.rerank_ctx) };
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some(&(nearest, _)) = scored.first() {
+        state.latest_min = nearest;
+    }
     if state.strict() {
         let chunk = state.chunks;
         state
