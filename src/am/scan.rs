@@ -10,9 +10,10 @@
 //! qhnsw.scan_mem_multiplier`; then the nodes already seen are handed out, nearest
 //! first, and the scan ends (pgvector 0.8's definition). `relaxed_order`: rows of later
 //! batches come after earlier ones, so the order is exact within a batch and relaxed
-//! across batches. `strict_order`: a re-ranked row is held back until a later chunk
-//! whose nearest row is no nearer has been scored, and a row closer than one already
-//! returned is dropped, so distances never decrease.
+//! across batches. `strict_order`: a re-ranked row is held back until nothing left to
+//! score (candidates, the search's unreturned pool and frontier) has a nearer estimate
+//! (Algorithm 2's stopping rule), and a row closer than one already returned is
+//! dropped, so distances never decrease.
 //!
 //! Heap re-ranking scores the index's own value of a row (its expression, see
 //! `heap_values`). A NULL query orders nothing: rows come back in search order
@@ -58,10 +59,9 @@ pub struct ScanState {
     ready: VecDeque<(u32, u16)>,
     /// strict_order: scored rows not yet returned, nearest first.
     pending: BinaryHeap<Reverse<Pending>>,
-    /// strict_order: chunks scored so far, the smallest distance in the latest chunk
-    /// that had a row, and the distance of the last row returned.
-    chunks: u64,
-    latest_min: f32,
+    /// The scan may visit no more nodes: it hands out the ones it has seen.
+    draining: bool,
+    /// strict_order: the distance of the last row returned.
     last_distance: f32,
     exhausted: bool,
     returned: u64,
@@ -90,20 +90,18 @@ pub struct ScanStats {
     pub micros: u64,
 }
 
-/// A scored row waiting in strict_order: by distance, then the chunk it was scored in.
+/// A scored row waiting in strict_order.
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     distance: f32,
-    chunk: u64,
     tid: (u32, u16),
 }
 
 impl Ord for Pending {
-    /// Orders by distance (`total_cmp`), then chunk, then TID.
+    /// Orders by distance (`total_cmp`), then TID.
     fn cmp(&self, other: &Self) -> Ordering {
         self.distance
             .total_cmp(&other.distance)
-            .then(self.chunk.cmp(&other.chunk))
             .then(self.tid.cmp(&other.tid))
     }
 }
@@ -134,8 +132,7 @@ impl ScanState {
         self.candidates.clear();
         self.ready.clear();
         self.pending.clear();
-        self.chunks = 0;
-        self.latest_min = f32::NEG_INFINITY;
+        self.draining = false;
         self.last_distance = f32::NEG_INFINITY;
         self.exhausted = false;
         self.returned = 0;
@@ -184,8 +181,7 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         candidates: VecDeque::new(),
         ready: VecDeque::new(),
         pending: BinaryHeap::new(),
-        chunks: 0,
-        latest_min: f32::NEG_INFINITY,
+        draining: false,
         last_distance: f32::NEG_INFINITY,
         exhausted: false,
         returned: 0,
@@ -363,14 +359,14 @@ fn next_tid(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> Option<(u32, 
     }
 }
 
-/// strict_order: the nearest held-back row once a later chunk has been scored whose
-/// nearest row is no nearer (the search has moved past it), or nothing more will come;
-/// rows nearer than the last one returned are dropped.
+/// strict_order: the nearest held-back row once nothing still to be scored is nearer
+/// (the unscored candidates, the search's unreturned pool and, while it may still
+/// expand, its frontier), or once nothing more will come; rows nearer than the last
+/// one returned are dropped.
 fn next_strict(state: &mut ScanState) -> Option<(u32, u16)> {
     while let Some(Reverse(top)) = state.pending.peek().copied() {
-        let settled = top.chunk + 1 < state.chunks && state.latest_min >= top.distance;
-        if !settled && !state.exhausted {
-            return None; // score more first: a later chunk may hold a nearer row
+        if !state.exhausted && nearest_unscored(state) < top.distance {
+            return None; // score more first: a nearer row may still come
         }
         state.pending.pop();
         if top.distance < state.last_distance {
@@ -404,6 +400,26 @@ fn restart_from_new_entry(scan: pg_sys::IndexScanDesc, state: &mut ScanState) ->
     state.quantizer = Some(quantizer);
     state.meta = Some(fresh);
     true
+}
+
+/// Estimated distance of the nearest row not scored yet (infinity: none).
+fn nearest_unscored(state: &ScanState) -> f32 {
+    let mut nearest = state
+        .candidates
+        .iter()
+        .map(|c| c.distance)
+        .fold(f32::INFINITY, f32::min);
+    if let Some(search) = &state.search {
+        if let Some(d) = search.unreturned_min() {
+            nearest = nearest.min(d);
+        }
+        if !state.draining && state.mode != IterativeScan::Off {
+            if let Some(d) = search.frontier_min() {
+                nearest = nearest.min(d);
+            }
+        }
+    }
+    nearest
 }
 
 /// Runs the first beam or resumes the search; false when nothing more can be found.
@@ -451,6 +467,7 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
                 || search.memory_bytes() > scan_memory_limit()
             {
                 // Visit nothing more; hand out the nodes already seen, nearest first.
+                state.draining = true;
                 search.take_unreturned(ef)
             } else {
                 search.next_batch(&mut graph, ef)
@@ -515,24 +532,15 @@ fn rerank_next_chunk(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     // SAFETY: nothing allocated in the re-rank context outlives the chunk.
     unsafe { pg_sys::MemoryContextReset(state.rerank_ctx) };
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-    if let Some(&(nearest, _)) = scored.first() {
-        state.latest_min = nearest;
-    }
     if state.strict() {
-        let chunk = state.chunks;
-        state
-            .pending
-            .extend(scored.into_iter().map(|(distance, tid)| {
-                Reverse(Pending {
-                    distance,
-                    chunk,
-                    tid,
-                })
-            }));
+        state.pending.extend(
+            scored
+                .into_iter()
+                .map(|(distance, tid)| Reverse(Pending { distance, tid })),
+        );
     } else {
         state.ready.extend(scored.into_iter().map(|(_, tid)| tid));
     }
-    state.chunks += 1;
 }
 
 /// Exact distance against the in-index float16 copy.

@@ -339,6 +339,26 @@ impl<Id: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug> ResumableSearch<Id
             + self.neighbors.capacity() * std::mem::size_of::<Id>()
     }
 
+    /// Estimated distance of the nearest node waiting to be expanded (None: nothing left
+    /// to expand). Nodes not evaluated yet are neighbours of these, so (as in Algorithm
+    /// 2's stopping rule) a continued search is unlikely to find nodes much nearer.
+    pub fn frontier_min(&self) -> Option<f32> {
+        self.frontier.peek().map(|Reverse(s)| s.distance)
+    }
+
+    /// Estimated distance of the nearest evaluated node not returned yet.
+    pub fn unreturned_min(&self) -> Option<f32> {
+        let pool = self.unreturned.peek().map(|Reverse(s)| s.distance);
+        let beam = self
+            .first_beam
+            .as_ref()
+            .and_then(|b| b.first().map(|c| c.distance));
+        match (pool, beam) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The next `n` best evaluated but not-yet-returned nodes, ascending, without
     /// expanding anything: what a scan hands out once it may visit no more nodes.
     pub fn take_unreturned(&mut self, n: usize) -> Vec<Candidate<Id>> {
