@@ -10,10 +10,10 @@
 //! qhnsw.scan_mem_multiplier`; then the nodes already seen are handed out, nearest
 //! first, and the scan ends (pgvector 0.8's definition). `relaxed_order`: rows of later
 //! batches come after earlier ones, so the order is exact within a batch and relaxed
-//! across batches. `strict_order`: a re-ranked row is held back until nothing left to
-//! score (candidates, the search's unreturned pool and frontier) has a nearer estimate
-//! (Algorithm 2's stopping rule), and a row closer than one already returned is
-//! dropped, so distances never decrease.
+//! across batches. `strict_order`: a re-ranked row is held back until a later chunk's
+//! nearest row is no nearer and nothing left to score (candidates, the search's
+//! unreturned pool and frontier) has a nearer estimate (Algorithm 2's stopping rule),
+//! and a row closer than one already returned is dropped, so distances never decrease.
 //!
 //! Heap re-ranking scores the index's own value of a row (its expression, see
 //! `heap_values`). A NULL query orders nothing: rows come back in search order
@@ -61,7 +61,10 @@ pub struct ScanState {
     pending: BinaryHeap<Reverse<Pending>>,
     /// The scan may visit no more nodes: it hands out the ones it has seen.
     draining: bool,
-    /// strict_order: the distance of the last row returned.
+    /// strict_order: chunks scored so far, the nearest distance in the latest chunk
+    /// that had a row, and the distance of the last row returned.
+    chunks: u64,
+    latest_min: f32,
     last_distance: f32,
     exhausted: bool,
     returned: u64,
@@ -90,18 +93,20 @@ pub struct ScanStats {
     pub micros: u64,
 }
 
-/// A scored row waiting in strict_order.
+/// A scored row waiting in strict_order, with the chunk it was scored in.
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     distance: f32,
+    chunk: u64,
     tid: (u32, u16),
 }
 
 impl Ord for Pending {
-    /// Orders by distance (`total_cmp`), then TID.
+    /// Orders by distance (`total_cmp`), then chunk, then TID.
     fn cmp(&self, other: &Self) -> Ordering {
         self.distance
             .total_cmp(&other.distance)
+            .then(self.chunk.cmp(&other.chunk))
             .then(self.tid.cmp(&other.tid))
     }
 }
@@ -133,6 +138,8 @@ impl ScanState {
         self.ready.clear();
         self.pending.clear();
         self.draining = false;
+        self.chunks = 0;
+        self.latest_min = f32::NEG_INFINITY;
         self.last_distance = f32::NEG_INFINITY;
         self.exhausted = false;
         self.returned = 0;
@@ -182,6 +189,8 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         ready: VecDeque::new(),
         pending: BinaryHeap::new(),
         draining: false,
+        chunks: 0,
+        latest_min: f32::NEG_INFINITY,
         last_distance: f32::NEG_INFINITY,
         exhausted: false,
         returned: 0,
@@ -359,13 +368,17 @@ fn next_tid(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> Option<(u32, 
     }
 }
 
-/// strict_order: the nearest held-back row once nothing still to be scored is nearer
-/// (the unscored candidates, the search's unreturned pool and, while it may still
-/// expand, its frontier), or once nothing more will come; rows nearer than the last
-/// one returned are dropped.
+/// strict_order: the nearest held-back row once the search has moved past it (a later
+/// chunk's nearest row is no nearer, and nothing still to be scored, i.e. the unscored
+/// candidates, the unreturned pool and, while the search may expand, its frontier, is
+/// estimated nearer), or once nothing more will come; rows nearer than the last one
+/// returned are dropped.
 fn next_strict(state: &mut ScanState) -> Option<(u32, u16)> {
     while let Some(Reverse(top)) = state.pending.peek().copied() {
-        if !state.exhausted && nearest_unscored(state) < top.distance {
+        let settled = top.chunk + 1 < state.chunks
+            && state.latest_min >= top.distance
+            && nearest_unscored(state) >= top.distance;
+        if !settled && !state.exhausted {
             return None; // score more first: a nearer row may still come
         }
         state.pending.pop();
@@ -532,15 +545,24 @@ fn rerank_next_chunk(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     // SAFETY: nothing allocated in the re-rank context outlives the chunk.
     unsafe { pg_sys::MemoryContextReset(state.rerank_ctx) };
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some(&(nearest, _)) = scored.first() {
+        state.latest_min = nearest;
+    }
     if state.strict() {
-        state.pending.extend(
-            scored
-                .into_iter()
-                .map(|(distance, tid)| Reverse(Pending { distance, tid })),
-        );
+        let chunk = state.chunks;
+        state
+            .pending
+            .extend(scored.into_iter().map(|(distance, tid)| {
+                Reverse(Pending {
+                    distance,
+                    chunk,
+                    tid,
+                })
+            }));
     } else {
         state.ready.extend(scored.into_iter().map(|(_, tid)| tid));
     }
+    state.chunks += 1;
 }
 
 /// Exact distance against the in-index float16 copy.
