@@ -196,10 +196,8 @@ fn issue12_expression_index_casts_sq8vector_and_staging() {
     );
     // Staging: the index is created on an empty table and every row arrives by INSERT.
     Spi::run(&format!("CREATE TABLE vq_stage (id int, v qvector({dims}))")).unwrap();
-    Spi::run(&format!(
-        "CREATE INDEX vq_stage_idx ON vq_stage USING qhnsw ((l2_normalize(v)) qvector_ip_ops)"
-    ))
-    .unwrap();
+    Spi::run("CREATE INDEX vq_stage_idx ON vq_stage USING qhnsw ((l2_normalize(v)) qvector_ip_ops)")
+        .unwrap();
     Spi::run("INSERT INTO vq_stage SELECT id, v FROM vq_cast").unwrap();
     let staged = format!("SELECT id FROM vq_stage ORDER BY l2_normalize(v) <#> {q} LIMIT 10");
     let want = exact_scan_ids(&staged);
@@ -325,7 +323,7 @@ fn issue12_max_scan_tuples_and_scan_mem_multiplier() {
     Spi::run("SET LOCAL work_mem = '64kB'").unwrap();
     let bounded = count("");
     pgrx::log!("work_mem = 64kB: {bounded} rows");
-    assert!(bounded < 5000 && bounded >= 40, "{bounded}");
+    assert!((40..5000).contains(&bounded), "{bounded}");
     Spi::run("SET LOCAL qhnsw.scan_mem_multiplier = 1000").unwrap();
     assert_eq!(count(""), 5000);
     assert!(error_of("SET qhnsw.scan_mem_multiplier = 0.5").starts_with("22023:"));
