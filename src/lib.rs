@@ -31,6 +31,10 @@ pub extern "C-unwind" fn _PG_init() {
     am::options::init();
     am::stats::init();
     am::threads::init();
+    // After every qhnsw.* setting is defined: a misspelt one is then an ERROR, not a
+    // silently ignored placeholder.
+    // SAFETY: a static NUL-terminated string; called once per process from _PG_init.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"qhnsw".as_ptr()) };
 }
 
 /// In-server tests (`cargo pgrx test`, which enables `pg_test`); the bodies live in
@@ -52,6 +56,7 @@ mod tests {
     include!("tests/security.rs");
     include!("tests/build.rs");
     include!("tests/numeric.rs");
+    include!("tests/scan.rs");
 }
 
 /// Settings for `cargo pgrx test`.

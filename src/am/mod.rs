@@ -4,6 +4,7 @@
 //! - `buffer`: page guards and GenericXLog  - `meta`: meta page, quantizer pages
 //! - `build`: ambuild / ambuildempty        - `graph_pages`: the graph over pages
 //! - `scan`: begin/rescan/gettuple/end      - `insert`: aminsert
+//! - `heap_values`: indexed values of heap rows (re-rank)
 //! - `vacuum`: bulkdelete / cleanup         - `cost`: amcostestimate
 //! - `stats`: scan counters               - `locks`: every locking rule
 //! - `progress`: build phases and counts  - `threads`: bounded, always-joined worker threads and cancellation
@@ -18,6 +19,7 @@ pub mod build;
 pub mod check;
 pub mod cost;
 pub mod graph_pages;
+pub mod heap_values;
 pub mod insert;
 pub mod locks;
 pub mod meta;

@@ -33,10 +33,82 @@ pub fn rerank_candidates(kind: crate::quant::QuantizerKind) -> usize {
         },
     }
 }
+/// Modes of `qhnsw.iterative_scan` (pgvector's `hnsw.iterative_scan` values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IterativeScan {
+    /// One beam only.
+    Off,
+    /// Continue the search; rows are in exact order within each re-ranked batch.
+    RelaxedOrder,
+    /// Continue the search; a row is never returned after a farther one.
+    StrictOrder,
+}
+
+// SAFETY: from_ordinal/to_ordinal agree with the entries' values, every value an entry
+// can hold maps to a variant, and the list ends with a NULL name.
+unsafe impl pgrx::guc::GucEnum for IterativeScan {
+    fn from_ordinal(ordinal: i32) -> Self {
+        match ordinal {
+            0 => IterativeScan::Off,
+            2 => IterativeScan::StrictOrder,
+            _ => IterativeScan::RelaxedOrder,
+        }
+    }
+
+    fn to_ordinal(&self) -> i32 {
+        match self {
+            IterativeScan::Off => 0,
+            IterativeScan::RelaxedOrder => 1,
+            IterativeScan::StrictOrder => 2,
+        }
+    }
+
+    /// `on` is a hidden alias of `relaxed_order` (the boolean setting of earlier versions).
+    const CONFIG_ENUM_ENTRY: *const pg_sys::config_enum_entry = [
+        pg_sys::config_enum_entry {
+            name: c"off".as_ptr(),
+            val: 0,
+            hidden: false,
+        },
+        pg_sys::config_enum_entry {
+            name: c"relaxed_order".as_ptr(),
+            val: 1,
+            hidden: false,
+        },
+        pg_sys::config_enum_entry {
+            name: c"strict_order".as_ptr(),
+            val: 2,
+            hidden: false,
+        },
+        pg_sys::config_enum_entry {
+            name: c"on".as_ptr(),
+            val: 1,
+            hidden: true,
+        },
+        pg_sys::config_enum_entry {
+            name: std::ptr::null(),
+            val: 0,
+            hidden: false,
+        },
+    ]
+    .as_ptr();
+}
+
 /// `qhnsw.iterative_scan`: continue the search when more rows are wanted.
-pub static ITERATIVE_SCAN: GucSetting<bool> = GucSetting::<bool>::new(true);
-/// `qhnsw.max_scan_tuples`: bound on nodes visited by one iterative scan.
+pub static ITERATIVE_SCAN: GucSetting<IterativeScan> =
+    GucSetting::<IterativeScan>::new(IterativeScan::RelaxedOrder);
+/// `qhnsw.max_scan_tuples`: nodes an iterative scan may visit before it only hands out
+/// the nodes it has already seen.
 pub static MAX_SCAN_TUPLES: GucSetting<i32> = GucSetting::<i32>::new(20_000);
+/// `qhnsw.scan_mem_multiplier`: multiple of `work_mem` an iterative scan's search state may use.
+pub static SCAN_MEM_MULTIPLIER: GucSetting<f64> = GucSetting::<f64>::new(1.0);
+
+/// Bytes an iterative scan's search state may use: `work_mem × qhnsw.scan_mem_multiplier`.
+pub fn scan_memory_limit() -> usize {
+    // SAFETY: work_mem is a plain int GUC (kB) of this backend.
+    let work_mem_kb = unsafe { pg_sys::work_mem } as f64;
+    (work_mem_kb * 1024.0 * SCAN_MEM_MULTIPLIER.get()).min(usize::MAX as f64 / 2.0) as usize
+}
 
 /// Defaults and bounds of the options.
 pub const DEFAULT_M: i32 = 16;
@@ -100,21 +172,31 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
-    GucRegistry::define_bool_guc(
+    GucRegistry::define_enum_guc(
         c"qhnsw.iterative_scan",
-        c"Continue a qhnsw search when the query needs more rows than one beam gave.",
-        c"Filters and large LIMITs then still get their rows, in relaxed exact order.",
+        c"Mode of iterative qhnsw scans: off, relaxed_order or strict_order.",
+        c"Continues a search when the query needs more rows than one beam gave (filters, large LIMITs). relaxed_order: exact order within each re-ranked batch; strict_order: never a row after a farther one. on means relaxed_order.",
         &ITERATIVE_SCAN,
         GucContext::Userset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"qhnsw.max_scan_tuples",
-        c"Most index nodes an iterative qhnsw scan visits.",
-        c"",
+        c"Sets the max number of index nodes an iterative qhnsw scan visits.",
+        c"Approximate; the first beam is not limited. Once reached, the scan returns the nodes already seen and stops.",
         &MAX_SCAN_TUPLES,
         1,
         i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"qhnsw.scan_mem_multiplier",
+        c"Sets the multiple of work_mem an iterative qhnsw scan's search state may use.",
+        c"Once reached, the scan returns the nodes already seen and stops.",
+        &SCAN_MEM_MULTIPLIER,
+        1.0,
+        1000.0,
         GucContext::Userset,
         GucFlags::default(),
     );

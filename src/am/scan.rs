@@ -4,15 +4,28 @@
 //! returned lazily in exact-distance order per batch.
 //!
 //! When the executor asks for more rows than one beam gave (a WHERE filter, a large
-//! LIMIT) and `qhnsw.iterative_scan` is on, the search resumes where it stopped
+//! LIMIT) and `qhnsw.iterative_scan` is not `off`, the search resumes where it stopped
 //! (the visited set and discarded candidates are kept) until `qhnsw.max_scan_tuples`
-//! nodes have been visited. Rows of later batches come after earlier ones, so the
-//! order is exact within a batch and relaxed across batches, as in pgvector 0.8.
+//! nodes have been visited or the search state outgrows `work_mem ×
+//! qhnsw.scan_mem_multiplier`; then the nodes already seen are handed out, nearest
+//! first, and the scan ends (pgvector 0.8's definition). `relaxed_order`: rows of later
+//! batches come after earlier ones, so the order is exact within a batch and relaxed
+//! across batches. `strict_order`: a re-ranked row is held back until a later chunk's
+//! nearest row is no nearer and nothing left to score (candidates, the search's
+//! unreturned pool and frontier) has a nearer estimate (Algorithm 2's stopping rule),
+//! and a row closer than one already returned is dropped, so distances never decrease.
+//!
+//! Heap re-ranking scores the index's own value of a row (its expression, see
+//! `heap_values`). A NULL query orders nothing: rows come back in search order
+//! without re-ranking (pgvector returns them too, in unspecified order).
 
 use super::build::normalize;
 use super::graph_pages::{shape_of, with_element, PageGraph};
+use super::heap_values::HeapValues;
 use super::meta::{index_vector_type, load_quantizer, read_meta};
-use super::options::{rerank_candidates, EF_SEARCH, ITERATIVE_SCAN, MAX_SCAN_TUPLES};
+use super::options::{
+    rerank_candidates, scan_memory_limit, IterativeScan, EF_SEARCH, ITERATIVE_SCAN, MAX_SCAN_TUPLES,
+};
 use super::pages::{MetaPage, RerankSource};
 use crate::distance::{self, Metric};
 use crate::fmgr::raise;
@@ -24,7 +37,8 @@ use crate::types::sq8vector::sq8vector_from_datum;
 use crate::types::vector_type::VectorType;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode as Code;
-use std::collections::VecDeque;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,15 +50,30 @@ pub struct ScanState {
     /// The ORDER BY argument's codes when the column is an sq8vector: re-ranking then
     /// computes exactly what the operator computes.
     query_sq8: Option<Sq8Vector>,
+    /// The ORDER BY argument is NULL: `query` is zeros, nothing is re-ranked.
+    null_query: bool,
+    /// `qhnsw.iterative_scan` when the query started.
+    mode: IterativeScan,
     search: Option<ResumableSearch<u32>>,
     candidates: VecDeque<Candidate<u32>>,
     ready: VecDeque<(u32, u16)>,
+    /// strict_order: scored rows not yet returned, nearest first.
+    pending: BinaryHeap<Reverse<Pending>>,
+    /// The scan may visit no more nodes: it hands out the ones it has seen.
+    draining: bool,
+    /// strict_order: chunks scored so far, the nearest distance in the latest chunk
+    /// that had a row, and the distance of the last row returned.
+    chunks: u64,
+    latest_min: f32,
+    last_distance: f32,
     exhausted: bool,
-    heap_fetch: *mut pg_sys::IndexFetchTableData,
+    /// Heap fetch and index-expression state, created on the first heap re-rank.
+    heap: Option<HeapValues>,
+    /// The scan's memory context (where `heap` lives).
+    scan_ctx: pg_sys::MemoryContext,
     /// Where re-ranking detoasts heap vectors; reset after every re-ranked chunk, so a
     /// scan rescanned many times (a LATERAL join) does not keep every copy until the end.
     rerank_ctx: pg_sys::MemoryContext,
-    slot: *mut pg_sys::TupleTableSlot,
     /// Counters for the monitoring view.
     pub stats: ScanStats,
 }
@@ -62,30 +91,67 @@ pub struct ScanStats {
     pub micros: u64,
 }
 
+/// A scored row waiting in strict_order, with the chunk it was scored in.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    distance: f32,
+    chunk: u64,
+    tid: (u32, u16),
+}
+
+impl Ord for Pending {
+    /// Orders by distance (`total_cmp`), then chunk, then TID.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.distance
+            .total_cmp(&other.distance)
+            .then(self.chunk.cmp(&other.chunk))
+            .then(self.tid.cmp(&other.tid))
+    }
+}
+
+impl PartialOrd for Pending {
+    /// Same as `cmp`.
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Pending {
+    /// Equal under `cmp`.
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Pending {}
+
 impl ScanState {
     /// Forgets the current query (rescan).
     fn reset(&mut self) {
         self.query = None;
         self.query_sq8 = None;
+        self.null_query = false;
         self.search = None;
         self.candidates.clear();
         self.ready.clear();
+        self.pending.clear();
+        self.draining = false;
+        self.chunks = 0;
+        self.latest_min = f32::NEG_INFINITY;
+        self.last_distance = f32::NEG_INFINITY;
         self.exhausted = false;
     }
 
     /// Releases the heap-fetch resources.
     fn release(&mut self) {
-        // SAFETY: both were created by table_index_fetch_begin / table_slot_create in this scan.
-        unsafe {
-            if !self.heap_fetch.is_null() {
-                pg_sys::table_index_fetch_end(self.heap_fetch);
-                self.heap_fetch = std::ptr::null_mut();
-            }
-            if !self.slot.is_null() {
-                pg_sys::ExecDropSingleTupleTableSlot(self.slot);
-                self.slot = std::ptr::null_mut();
-            }
+        if let Some(heap) = self.heap.take() {
+            heap.end();
         }
+    }
+
+    /// Whether rows are held back and filtered for strict_order.
+    fn strict(&self) -> bool {
+        self.mode == IterativeScan::StrictOrder && !self.null_query
     }
 }
 
@@ -112,11 +178,20 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         quantizer: None,
         query: None,
         query_sq8: None,
+        null_query: false,
+        mode: IterativeScan::RelaxedOrder,
         search: None,
         candidates: VecDeque::new(),
         ready: VecDeque::new(),
+        pending: BinaryHeap::new(),
+        draining: false,
+        chunks: 0,
+        latest_min: f32::NEG_INFINITY,
+        last_distance: f32::NEG_INFINITY,
         exhausted: false,
-        heap_fetch: std::ptr::null_mut(),
+        heap: None,
+        // SAFETY: reading the current context pointer.
+        scan_ctx: unsafe { pg_sys::CurrentMemoryContext },
         // SAFETY: a child of the scan's memory context, deleted in amendscan (or with its parent).
         rerank_ctx: unsafe {
             pg_sys::AllocSetContextCreateExtended(
@@ -127,7 +202,6 @@ pub unsafe extern "C-unwind" fn ambeginscan(
                 8 * 1024 * 1024,
             )
         },
-        slot: std::ptr::null_mut(),
         stats: ScanStats::default(),
     });
     // SAFETY: the box is freed in amendscan.
@@ -159,17 +233,27 @@ pub unsafe extern "C-unwind" fn amrescan(
 /// when the column is an sq8vector.
 type Query = (Vec<f32>, Option<Sq8Vector>);
 
-/// Reads the query vector of the scan, or None for a NULL / missing ORDER BY argument.
-fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> Option<Query> {
+/// The ORDER BY argument of a scan.
+enum QueryArg {
+    /// No ORDER BY key: nothing to search for.
+    Missing,
+    /// A NULL argument: every row is as near as any other.
+    Null,
+    /// A vector.
+    Vector(Query),
+}
+
+/// Reads the query vector of the scan.
+fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> QueryArg {
     // SAFETY: orderByData holds numberOfOrderBys keys.
     let key = unsafe {
         if (*scan).numberOfOrderBys == 0 {
-            return None;
+            return QueryArg::Missing;
         }
         &*(*scan).orderByData
     };
     if key.sk_flags & pg_sys::SK_ISNULL as i32 != 0 {
-        return None;
+        return QueryArg::Null;
     }
     // SAFETY: the ORDER BY argument of our operators has the column's type.
     let (mut query, codes) = unsafe {
@@ -198,7 +282,7 @@ fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> Option<Query> {
             format!("cosine distance is undefined for a zero {type_name}"),
         );
     }
-    Some((query, codes))
+    QueryArg::Vector((query, codes))
 }
 
 /// `amgettuple`: returns the next row in (per-batch exact) distance order.
@@ -215,9 +299,18 @@ pub unsafe extern "C-unwind" fn amgettuple(
     if state.query.is_none() && !state.exhausted {
         let meta = read_meta(index);
         state.quantizer = load_quantizer(index, &meta);
-        if let Some((query, codes)) = query_of(scan, &meta) {
-            state.query = Some(query);
-            state.query_sq8 = codes;
+        state.mode = ITERATIVE_SCAN.get();
+        match query_of(scan, &meta) {
+            QueryArg::Vector((query, codes)) => {
+                state.query = Some(query);
+                state.query_sq8 = codes;
+            }
+            QueryArg::Null => {
+                // Any finite estimate will do: the order is unspecified.
+                state.query = Some(vec![0.0; meta.dims as usize]);
+                state.null_query = true;
+            }
+            QueryArg::Missing => {}
         }
         state.exhausted = state.query.is_none()
             || state.quantizer.is_none()
@@ -251,15 +344,61 @@ fn next_tid(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> Option<(u32, 
         if let Some(tid) = state.ready.pop_front() {
             return Some(tid);
         }
+        if let Some(tid) = next_strict(state) {
+            return Some(tid);
+        }
         if state.exhausted {
             return None;
         }
         if state.candidates.is_empty() && !search_more(scan, state) {
             state.exhausted = true;
-            return None;
+            continue; // strict_order: flush the held-back rows
         }
         rerank_next_chunk(scan, state);
     }
+}
+
+/// strict_order: the nearest held-back row once the search has moved past it (a later
+/// chunk's nearest row is no nearer, and nothing still to be scored, i.e. the unscored
+/// candidates, the unreturned pool and, while the search may expand, its frontier, is
+/// estimated nearer), or once nothing more will come; rows nearer than the last one
+/// returned are dropped.
+fn next_strict(state: &mut ScanState) -> Option<(u32, u16)> {
+    while let Some(Reverse(top)) = state.pending.peek().copied() {
+        let settled = top.chunk + 1 < state.chunks
+            && state.latest_min >= top.distance
+            && nearest_unscored(state) >= top.distance;
+        if !settled && !state.exhausted {
+            return None; // score more first: a nearer row may still come
+        }
+        state.pending.pop();
+        if top.distance < state.last_distance {
+            continue;
+        }
+        state.last_distance = top.distance;
+        return Some(top.tid);
+    }
+    None
+}
+
+/// Estimated distance of the nearest row not scored yet (infinity: none).
+fn nearest_unscored(state: &ScanState) -> f32 {
+    let mut nearest = state
+        .candidates
+        .iter()
+        .map(|c| c.distance)
+        .fold(f32::INFINITY, f32::min);
+    if let Some(search) = &state.search {
+        if let Some(d) = search.unreturned_min() {
+            nearest = nearest.min(d);
+        }
+        if !state.draining && state.mode != IterativeScan::Off {
+            if let Some(d) = search.frontier_min() {
+                nearest = nearest.min(d);
+            }
+        }
+    }
+    nearest
 }
 
 /// Runs the first beam or resumes the search; false when nothing more can be found.
@@ -301,10 +440,18 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
             batch
         }
         Some(search) => {
-            if !ITERATIVE_SCAN.get() || search.visited_count() >= MAX_SCAN_TUPLES.get() as usize {
+            if state.mode == IterativeScan::Off {
                 return false;
             }
-            search.next_batch(&mut graph, ef)
+            if search.visited_count() >= MAX_SCAN_TUPLES.get().max(0) as usize
+                || search.memory_bytes() > scan_memory_limit()
+            {
+                // Visit nothing more; hand out the nodes already seen, nearest first.
+                state.draining = true;
+                search.take_unreturned(ef)
+            } else {
+                search.next_batch(&mut graph, ef)
+            }
         }
     };
     state.stats.distances += graph.distances;
@@ -323,7 +470,7 @@ fn rerank_next_chunk(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     // SAFETY: plain read of the scan's relation.
     let index = unsafe { (*scan).indexRelation };
     let rerank = rerank_candidates(meta.quantizer);
-    let exact = rerank > 0 && meta.rerank != RerankSource::None;
+    let exact = rerank > 0 && meta.rerank != RerankSource::None && !state.null_query;
     let take = if exact {
         rerank
     } else {
@@ -365,7 +512,24 @@ fn rerank_next_chunk(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     // SAFETY: nothing allocated in the re-rank context outlives the chunk.
     unsafe { pg_sys::MemoryContextReset(state.rerank_ctx) };
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-    state.ready.extend(scored.into_iter().map(|(_, tid)| tid));
+    if let Some(&(nearest, _)) = scored.first() {
+        state.latest_min = nearest;
+    }
+    if state.strict() {
+        let chunk = state.chunks;
+        state
+            .pending
+            .extend(scored.into_iter().map(|(distance, tid)| {
+                Reverse(Pending {
+                    distance,
+                    chunk,
+                    tid,
+                })
+            }));
+    } else {
+        state.ready.extend(scored.into_iter().map(|(_, tid)| tid));
+    }
+    state.chunks += 1;
 }
 
 /// Exact distance against the in-index float16 copy.
@@ -385,63 +549,53 @@ fn float16_distance(meta: &MetaPage, query: &[f32], bytes: &[u8]) -> f32 {
     }
 }
 
-/// Exact distance against the row's vector in the heap; None if the row is not visible.
+/// Exact distance against the index's value of the heap row (the indexed column or
+/// expression computed from it); None if the row is not visible or the value is NULL.
 fn heap_distance(
     scan: pg_sys::IndexScanDesc,
     state: &mut ScanState,
     meta: &MetaPage,
     tid: (u32, u16),
 ) -> Option<f32> {
-    // SAFETY: heap fetch through the table AM with the scan's snapshot, as the executor does.
-    unsafe {
-        let heap = (*scan).heapRelation;
-        let index = (*scan).indexRelation;
-        let attno = *(*(*index).rd_index).indkey.values.as_ptr();
-        if heap.is_null() || attno == 0 {
-            return None; // expression index: no heap column to re-rank from
-        }
-        if state.heap_fetch.is_null() {
-            state.heap_fetch = pg_sys::table_index_fetch_begin(heap);
-            state.slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        }
-        let mut item = pg_sys::ItemPointerData::default();
-        item.ip_blkid.bi_hi = (tid.0 >> 16) as u16;
-        item.ip_blkid.bi_lo = (tid.0 & 0xffff) as u16;
-        item.ip_posid = tid.1;
-        let (mut call_again, mut all_dead) = (false, false);
-        let found = pg_sys::table_index_fetch_tuple(
-            state.heap_fetch,
-            &mut item,
+    // SAFETY: plain reads of the scan descriptor.
+    let (heap, index, snapshot) = unsafe {
+        (
+            (*scan).heapRelation,
+            (*scan).indexRelation,
             (*scan).xs_snapshot,
-            state.slot,
-            &mut call_again,
-            &mut all_dead,
-        );
-        if !found {
-            return None;
-        }
-        let mut isnull = false;
-        let datum = pg_sys::slot_getattr(state.slot, attno as i32, &mut isnull);
-        if isnull {
-            return None;
-        }
-        // Detoasted copies go to the re-rank context (reset after each chunk).
-        let previous = pg_sys::MemoryContextSwitchTo(state.rerank_ctx);
-        let d = match &state.query_sq8 {
-            Some(query) => sq8_distance(meta.metric, query.as_ref(), sq8vector_from_datum(datum)),
-            None => {
-                let vector = qvector_from_datum(datum);
-                let query = state.query.as_ref().expect("query");
-                match meta.metric {
-                    Metric::Cosine => distance::cosine_distance(query, vector),
-                    other => distance::metric_distance(other, query, vector),
-                }
-            }
-        };
-        pg_sys::MemoryContextSwitchTo(previous);
-        pg_sys::ExecClearTuple(state.slot);
-        Some(d)
+        )
+    };
+    if heap.is_null() {
+        return None;
     }
+    let scan_ctx = state.scan_ctx;
+    let values = state
+        .heap
+        .get_or_insert_with(|| HeapValues::new(heap, index, scan_ctx));
+    let (rerank_ctx, query, query_sq8) = (state.rerank_ctx, &state.query, &state.query_sq8);
+    values.with_value(tid, snapshot, |datum| {
+        // Detoasted copies go to the re-rank context (reset after each chunk).
+        // SAFETY: the re-rank context lives as long as the scan; the datum is the
+        // index's value, of the opclass's type.
+        unsafe {
+            let previous = pg_sys::MemoryContextSwitchTo(rerank_ctx);
+            let d = match query_sq8 {
+                Some(query) => {
+                    sq8_distance(meta.metric, query.as_ref(), sq8vector_from_datum(datum))
+                }
+                None => {
+                    let vector = qvector_from_datum(datum);
+                    let query = query.as_ref().expect("query");
+                    match meta.metric {
+                        Metric::Cosine => distance::cosine_distance(query, vector),
+                        other => distance::metric_distance(other, query, vector),
+                    }
+                }
+            };
+            pg_sys::MemoryContextSwitchTo(previous);
+            d
+        }
+    })
 }
 
 /// The ordering distance between an sq8vector query and row, on codes, as the operators

@@ -329,6 +329,55 @@ impl<Id: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug> ResumableSearch<Id
         self.visited.len()
     }
 
+    /// Bytes held by the search state (visited set, frontier, unreturned pool), for a
+    /// scan's memory bound.
+    pub fn memory_bytes(&self) -> usize {
+        let scored = std::mem::size_of::<Reverse<Scored<Id>>>();
+        // A hashbrown set spends one control byte per bucket beside each id.
+        self.visited.capacity() * (std::mem::size_of::<Id>() + 1)
+            + (self.frontier.capacity() + self.unreturned.capacity()) * scored
+            + self.neighbors.capacity() * std::mem::size_of::<Id>()
+    }
+
+    /// Estimated distance of the nearest node waiting to be expanded (None: nothing left
+    /// to expand). Nodes not evaluated yet are neighbours of these, so (as in Algorithm
+    /// 2's stopping rule) a continued search is unlikely to find nodes much nearer.
+    pub fn frontier_min(&self) -> Option<f32> {
+        self.frontier.peek().map(|Reverse(s)| s.distance)
+    }
+
+    /// Estimated distance of the nearest evaluated node not returned yet.
+    pub fn unreturned_min(&self) -> Option<f32> {
+        let pool = self.unreturned.peek().map(|Reverse(s)| s.distance);
+        let beam = self
+            .first_beam
+            .as_ref()
+            .and_then(|b| b.first().map(|c| c.distance));
+        match (pool, beam) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next `n` best evaluated but not-yet-returned nodes, ascending, without
+    /// expanding anything: what a scan hands out once it may visit no more nodes.
+    pub fn take_unreturned(&mut self, n: usize) -> Vec<Candidate<Id>> {
+        let mut out = Vec::with_capacity(n.min(self.unreturned.len()));
+        if let Some(beam) = self.first_beam.take() {
+            for c in beam {
+                self.unreturned
+                    .push(Reverse(Scored::from_candidate(c, SEARCH_SALT)));
+            }
+        }
+        while out.len() < n {
+            match self.unreturned.pop() {
+                Some(Reverse(scored)) => out.push(Candidate::from(scored)),
+                None => break,
+            }
+        }
+        out
+    }
+
     /// One beam of width `ef` seeded with the best unreturned nodes, expanding the frontier while it can improve the beam.
     ///
     /// On the first call this is exactly Algorithm 2 from the entry point: nodes that

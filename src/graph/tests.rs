@@ -874,3 +874,34 @@ fn back_link_prunes_overflowing_list() {
     let set: HashSet<u32> = list.iter().copied().collect();
     assert_eq!(set, HashSet::from([5, 4]));
 }
+
+/// take_unreturned hands out every evaluated, unreturned node once, ascending, without visiting more.
+#[test]
+fn resumable_search_take_unreturned_visits_nothing_new() {
+    let n = 1000;
+    let data = clustered(n, 16, 8, 0.2, 31);
+    let graph = InMemoryGraph::build(n, PARAMS, 3, |a, b| data.pair(a, b), |_| {});
+    let query = clustered(1, 16, 8, 0.2, 32).row(0).to_vec();
+    let distance = |id: u32| squared_l2(data.row(id), &query);
+    let mut scan = ResumableSearch::start(&mut graph.searcher(distance), 20);
+    let first = scan.next_batch(&mut graph.searcher(distance), 20);
+    assert_eq!(first.len(), 20);
+    let visited = scan.visited_count();
+    assert!(visited > 20 && visited < n, "visited {visited}");
+    assert!(scan.memory_bytes() >= visited * 4);
+    let rest = scan.take_unreturned(usize::MAX);
+    assert_eq!(
+        scan.visited_count(),
+        visited,
+        "no node visited while draining"
+    );
+    assert_eq!(rest.len(), visited - 20);
+    assert!(rest.windows(2).all(|w| w[0].distance <= w[1].distance));
+    let mut ids: HashSet<u32> = first.iter().map(|c| c.id).collect();
+    assert!(
+        rest.iter().all(|c| ids.insert(c.id)),
+        "a node came back twice"
+    );
+    assert!(first.last().unwrap().distance <= rest[0].distance);
+    assert!(scan.take_unreturned(5).is_empty());
+}
