@@ -30,17 +30,24 @@ pub fn f64_of(sql: &str) -> f64 {
     Spi::get_one::<f64>(sql).expect("SPI").expect("not null")
 }
 
-/// Runs `sql` and returns the HINT of the error it raises (empty if none).
-pub fn hint_of(sql: &str) -> String {
-    Spi::run(
-        "CREATE OR REPLACE FUNCTION vq_test_hint_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-         DECLARE h text; BEGIN EXECUTE sql; RETURN '';
-         EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT; RETURN h; END $$",
-    )
+/// Runs `sql` and returns one diagnostics item (`PG_EXCEPTION_HINT`, `PG_EXCEPTION_DETAIL`)
+/// of the error it raises (empty if none).
+pub fn error_item_of(sql: &str, item: &str) -> String {
+    let function = format!("vq_test_{}_of", item.to_lowercase());
+    Spi::run(&format!(
+        "CREATE OR REPLACE FUNCTION {function}(sql text) RETURNS text LANGUAGE plpgsql AS $$
+         DECLARE d text; BEGIN EXECUTE sql; RETURN '';
+         EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS d = {item}; RETURN d; END $$"
+    ))
     .expect("create helper");
-    Spi::get_one_with_args::<String>("SELECT vq_test_hint_of($1)", &[sql.into()])
+    Spi::get_one_with_args::<String>(&format!("SELECT {function}($1)"), &[sql.into()])
         .expect("SPI")
         .unwrap_or_default()
+}
+
+/// Runs `sql` and returns the HINT of the error it raises (empty if none).
+pub fn hint_of(sql: &str) -> String {
+    error_item_of(sql, "PG_EXCEPTION_HINT")
 }
 
 /// Bytes of a hex string (`"00ff"` -> `[0, 255]`).

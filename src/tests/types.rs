@@ -388,15 +388,7 @@ fn binary_copy_round_trip_768() {
 
 /// Runs `sql` and returns the DETAIL of the error it raises (empty if none).
 fn detail_of(sql: &str) -> String {
-    Spi::run(
-        "CREATE OR REPLACE FUNCTION vq_test_detail_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-         DECLARE d text; BEGIN EXECUTE sql; RETURN '';
-         EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL; RETURN d; END $$",
-    )
-    .expect("create helper");
-    Spi::get_one_with_args::<String>("SELECT vq_test_detail_of($1)", &[sql.into()])
-        .expect("SPI")
-        .unwrap_or_default()
+    error_item_of(sql, "PG_EXCEPTION_DETAIL")
 }
 
 // Issue 12, item 3: untyped literals resolve to qvector wherever qvector and sq8vector
