@@ -789,33 +789,13 @@ fn concurrent_clients_with_vacuum() {
         *kinds.entry(kind).or_default() += 1;
     }
     println!("  errors during the run by kind: {kinds:?}");
-    // KNOWN DEFECT (issue 11, item 5, still open): under this churn a lookup made while
-    // writers and VACUUM run can still miss a committed row, or a top-10 search come back
-    // short, a few times in ~13,000 lookups (no retries here, every one is counted and
-    // printed); the checks after the run find every row. Until the protocol is fixed the
-    // test bounds that rate at 1 in 1000 lookups; every other error fails it at once.
-    let transient = |e: &String| {
-        e.contains("not found by exact match")
-            || e.contains("search returned ") && !e.contains("its deleted row")
-    };
-    let hard: Vec<&String> = errs.iter().filter(|e| !transient(e)).collect();
-    assert!(
-        hard.is_empty(),
-        "{} errors during the concurrent run, first: {:?}",
-        hard.len(),
-        &hard[..hard.len().min(10)]
-    );
+    // Issue 11 item 5: no retries, and every lookup made while writers and VACUUM run
+    // must find its committed row (and every top-10 search must return 10 rows).
     let lookups: u64 = stats.iter().map(|s| s.searches + s.exact).sum();
-    let misses = errs.len() - hard.len();
-    if misses > 0 {
-        println!(
-            "  KNOWN DEFECT (issue 11 item 5): {misses} transient misses in {lookups} lookups during the run: {:?}",
-            &errs[..errs.len().min(10)]
-        );
-    }
     assert!(
-        (misses as u64) * 1000 <= lookups,
-        "{misses} transient misses in {lookups} lookups (over 1 in 1000): {:?}",
+        errs.is_empty(),
+        "{} errors in {lookups} lookups during the concurrent run, first: {:?}",
+        errs.len(),
         &errs[..errs.len().min(10)]
     );
     assert!(

@@ -3,7 +3,9 @@
 //! in-memory build. Each access locks one page at a time (share for reads, exclusive
 //! plus GenericXLog for writes), so no lock ordering between pages can deadlock.
 //! Which index-level locks the callers hold is decided in `locks.rs`: pruning a full
-//! list (the only way an insert removes a link) runs under the LINK lock.
+//! list (the only way an insert removes a link) runs under the LINK lock, and every
+//! write that drops a layer-0 link first waits for the beams in flight
+//! (`locks::wait_for_scans`), after the dropped node was linked from a covering one.
 
 use super::buffer::{raise_corrupt, PageRead, PageWrite};
 use super::pages::{node_location, set_neighbors, ElementRef, ElementShape, MetaPage, PageKind};
@@ -189,6 +191,11 @@ impl GraphWrite for PageGraph<'_> {
                 if !self.hand_over_dropped(&dropped, &pruned) {
                     return;
                 }
+                if !dropped.is_empty() {
+                    // A beam that read a covering list before the hand-over must not read
+                    // this one after the drop: let every beam in flight finish first.
+                    super::locks::wait_for_scans(self.index);
+                }
             }
             if replace_list_if_unchanged(self.index, self.shape, id, layer, &snapshot, &pruned) {
                 self.back_linked |= layer == 0 && pruned.contains(&new);
@@ -265,6 +272,9 @@ fn link_from(
                 Some(i) => updated[i] = y,
                 None => return false,
             }
+            // The victim stays linked from another member of the list; a beam that read
+            // that member before it gained the link must finish before this drop.
+            super::locks::wait_for_scans(graph.index);
         }
         if replace_list_if_unchanged(graph.index, graph.shape, z, 0, &list, &updated) {
             return true;

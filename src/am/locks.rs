@@ -16,13 +16,15 @@
 //! |           | VACUUM: Exclusive while it re-marks, moves the entry  | every insert                  |
 //! |           | point, reconnects and repairs; staging conversion: Ex |                               |
 //! | LINK      | insert: Exclusive while it prunes a full list         | other inserts' pruning        |
-//! | SCAN      | scan: Share while it searches (first beam, each resume)| VACUUM's free pass           |
-//! |           | VACUUM: Exclusive, acquired and released at once      | (waits for in-flight beams)   |
+//! | SCAN      | scan: Share while it searches (first beam, each resume)| link drops, VACUUM's free pass|
+//! |           | insert/VACUUM: Exclusive, acquired and released at once| (waits for in-flight beams)  |
+//! |           | before a write that drops a layer-0 link, and before  |                               |
+//! |           | VACUUM frees deleted elements                         |                               |
 //! | STAGING   | staging insert: Exclusive until transaction end       | other staging inserts         |
 //!
-//! Order (never the reverse): STAGING → UPDATE → LINK → buffer lock. VACUUM holds at most
-//! one of these at a time, and waits for SCAN only after releasing UPDATE, so a backend
-//! that has an open cursor and then inserts cannot deadlock with VACUUM.
+//! Order (never the reverse): STAGING → UPDATE → LINK → SCAN → buffer lock. A beam holds
+//! SCAN Share and waits for no heavyweight lock, so waiting for beams cannot deadlock; a
+//! backend with an open cursor holds nothing between fetches.
 //!
 //! Why this is enough:
 //! - Meta page: every change is a read-modify-write under its exclusive buffer lock
@@ -30,6 +32,11 @@
 //! - Inserts vs. inserts: appending to a list with room is one locked page write and
 //!   removes nothing. Removing a neighbour (Algorithm 4 pruning) happens only under LINK,
 //!   which makes "the dropped node is still linked from a kept one" true when written.
+//! - Inserts vs. scans: a node's back-links are written bottom-up after all its own lists,
+//!   so a beam never reaches a node with empty lists below; a write that drops a link
+//!   first links the node elsewhere, then waits for the beams in flight, so no beam reads
+//!   the covering list from before and the dropping list from after (it would miss the
+//!   node). VACUUM waits the same way between its reconnect and its repair.
 //! - Inserts vs. VACUUM: an insert reads the entry point under UPDATE Share, so it never
 //!   starts from a node VACUUM is about to free; VACUUM's reconnect and repair run under
 //!   UPDATE Exclusive, so they see a graph no insert is changing, and once UPDATE is
@@ -101,7 +108,8 @@ pub fn scan_lock(index: pg_sys::Relation) -> IndexLock {
     IndexLock::acquire(index, SCAN_LOCK, pg_sys::ShareLock)
 }
 
-/// Waits until every beam search in flight has finished (SCAN Exclusive, then released).
+/// Waits until every beam search in flight has finished (SCAN Exclusive, then released):
+/// before a write that drops a link, and before VACUUM frees deleted elements.
 pub fn wait_for_scans(index: pg_sys::Relation) {
     drop(IndexLock::acquire(index, SCAN_LOCK, pg_sys::ExclusiveLock));
 }

@@ -11,6 +11,8 @@
 //!    links to a deleted node gets a new list on that layer (its live neighbours stay and
 //!    the slots of the deleted ones go to the best of their live neighbours, Algorithm 4);
 //!    the live count on the meta page drops by the rows marked;
+//!    (between the reconnect and the repair VACUUM waits for the beams in flight, so no
+//!    beam reads a list from before the reconnect and another from after the repair);
 //! 3. wait for scans: beams in flight may still be walking towards deleted nodes;
 //! 4. free: deleted elements shrink to tombstones and the page's free space goes to the
 //!    free space map, where inserts find it and reuse the tombstones' line pointers.
@@ -499,6 +501,9 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
             };
         }
     });
+    // The repair drops links to deleted nodes that reconnected live nodes were reached
+    // through: beams that read a list before the reconnect must finish first.
+    locks::wait_for_scans(index);
     repair(index, &blocks, &mut cache, &deleted, &params);
     drop(exclusive);
     // Beams that started before the repair may still be heading for deleted nodes.

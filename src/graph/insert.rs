@@ -8,7 +8,9 @@
 //!   `min(level, top)` down to 0 a beam of `ef_construction` is searched (Algorithm 2),
 //!   up to `max_neighbors(layer)` neighbours are picked with Algorithm 4 (`2m` on layer
 //!   0 like pgvector, which gives better-connected graphs than the paper's `m`), and
-//!   the whole beam seeds the next layer.
+//!   the whole beam seeds the next layer. The node's own lists are written layer by
+//!   layer as they are chosen; back-links to it are added afterwards, bottom-up, so a
+//!   concurrent search that reaches it on some layer finds its lists below already set.
 //! - Back-links go through `GraphWrite::add_back_link`, whose default is the
 //!   read-prune-write [`connect_back_link`]; storages with concurrent writers
 //!   override it to do that under one lock (the in-memory build does).
@@ -63,6 +65,10 @@ pub fn insert_node_with<G: GraphWrite, V: VisitedSet<G::Id>>(
     scratch.tie_salt = salt;
     let mut entries = vec![Candidate::from(nearest)];
     let mut selected_ids = Vec::new();
+    // Back-links wait until the node's own lists are written on every layer, and go in
+    // bottom-up: the node becomes reachable on a layer only once the layers below it are
+    // linked, so a concurrent search never descends into a node with empty lower lists.
+    let mut back_links: Vec<(usize, usize, Vec<Candidate<G::Id>>)> = Vec::new();
     for layer in (0..=level.min(top)).rev() {
         visited.clear();
         let mut found =
@@ -76,11 +82,14 @@ pub fn insert_node_with<G: GraphWrite, V: VisitedSet<G::Id>>(
         selected_ids.clear();
         selected_ids.extend(selected.iter().map(|candidate| candidate.id));
         g.set_neighbors(id, layer, &selected_ids);
-        for neighbor in &selected {
-            g.add_back_link(neighbor.id, layer, id, neighbor.distance, max_neighbors);
-        }
+        back_links.push((layer, max_neighbors, selected));
         if !found.is_empty() {
             entries = found;
+        }
+    }
+    for (layer, max_neighbors, selected) in back_links.into_iter().rev() {
+        for neighbor in &selected {
+            g.add_back_link(neighbor.id, layer, id, neighbor.distance, max_neighbors);
         }
     }
     if level > top {

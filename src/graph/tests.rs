@@ -905,3 +905,113 @@ fn resumable_search_take_unreturned_visits_nothing_new() {
     assert!(first.last().unwrap().distance <= rest[0].distance);
     assert!(scan.take_unreturned(5).is_empty());
 }
+
+/// A storage that logs every write of Algorithm 1, to check the order concurrent
+/// searches may observe: (node whose list is written, layer, node added or 0 for a full list write).
+struct LoggingGraph {
+    positions: Vec<f32>,
+    links: Vec<Vec<Vec<u32>>>,
+    entry: Option<(u32, usize)>,
+    inserting: u32,
+    log: Vec<(u32, usize, Option<u32>)>,
+}
+
+impl SearchGraph for LoggingGraph {
+    type Id = u32;
+
+    /// The stored entry point.
+    fn entry_point(&mut self) -> Option<(u32, usize)> {
+        self.entry
+    }
+
+    /// The stored list.
+    fn neighbors(&mut self, id: u32, layer: usize, out: &mut Vec<u32>) {
+        if let Some(list) = self.links[id as usize].get(layer) {
+            out.extend_from_slice(list);
+        }
+    }
+
+    /// Distance on the line from the node being inserted.
+    fn distance(&mut self, id: u32) -> f32 {
+        (self.positions[id as usize] - self.positions[self.inserting as usize]).abs()
+    }
+}
+
+impl GraphWrite for LoggingGraph {
+    /// Distance on the line.
+    fn pair_distance(&mut self, a: u32, b: u32) -> f32 {
+        (self.positions[a as usize] - self.positions[b as usize]).abs()
+    }
+
+    /// Replaces a list and logs it.
+    fn set_neighbors(&mut self, id: u32, layer: usize, neighbors: &[u32]) {
+        self.links[id as usize][layer] = neighbors.to_vec();
+        self.log.push((id, layer, None));
+    }
+
+    /// Records the entry point.
+    fn set_entry_point(&mut self, id: u32, level: usize) {
+        self.entry = Some((id, level));
+    }
+
+    /// Logs the back-link, then adds it with the default read-prune-write.
+    fn add_back_link(&mut self, id: u32, layer: usize, new: u32, distance: f32, max: usize) {
+        self.log.push((id, layer, Some(new)));
+        connect_back_link(self, id, layer, new, distance, max);
+    }
+}
+
+/// A new node becomes reachable on a layer (a back-link to it) only after its own lists
+/// are written on every layer, and layer 0 first: a concurrent search that reaches it
+/// never finds empty lists below (issue 11 item 5: a top-10 search once returned no row).
+#[test]
+fn back_links_come_after_own_lists_bottom_up() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let params = HnswParams::new(4, 16);
+    let mut g = LoggingGraph {
+        positions: Vec::new(),
+        links: Vec::new(),
+        entry: None,
+        inserting: 0,
+        log: Vec::new(),
+    };
+    let mut multi_layer_inserts = 0;
+    for id in 0..300u32 {
+        let level = random_level(&params, &mut rng).min(4);
+        g.positions.push(rng.gen_range(0.0..1000.0));
+        g.links.push(vec![Vec::new(); level + 1]);
+        g.inserting = id;
+        g.log.clear();
+        let top = g.entry.map_or(0, |(_, l)| l);
+        insert_node(&mut g, id, level, &params);
+        let own: Vec<usize> = (0..g.log.len())
+            .filter(|&i| g.log[i].0 == id && g.log[i].2.is_none())
+            .collect();
+        let links: Vec<(usize, usize)> = (0..g.log.len())
+            .filter(|&i| g.log[i].2 == Some(id))
+            .map(|i| (i, g.log[i].1))
+            .collect();
+        if id > 0 {
+            assert_eq!(
+                own.len(),
+                level.min(top) + 1,
+                "node {id}: own lists written"
+            );
+        }
+        if let (Some(&last_own), Some(&(first_link, _))) = (own.last(), links.first()) {
+            assert!(
+                last_own < first_link,
+                "node {id}: back-linked before its lists were set"
+            );
+        }
+        assert!(
+            links.windows(2).all(|w| w[0].1 <= w[1].1),
+            "node {id}: back-links not bottom-up: {links:?}"
+        );
+        multi_layer_inserts += usize::from(level > 0 && links.iter().any(|l| l.1 > 0));
+    }
+    assert!(
+        multi_layer_inserts > 10,
+        "only {multi_layer_inserts} multi-layer inserts"
+    );
+}
