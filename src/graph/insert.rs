@@ -41,6 +41,9 @@ pub fn insert_node<G: GraphWrite>(g: &mut G, id: G::Id, level: usize, params: &H
     insert_node_with(g, id, level, params, &mut visited, &mut scratch);
 }
 
+/// The neighbours chosen for a new node on one layer: (layer, list capacity, neighbours).
+type LayerLinks<Id> = (usize, usize, Vec<Candidate<Id>>);
+
 /// Algorithm 1 with a caller-provided visited set and reused search buffers.
 pub fn insert_node_with<G: GraphWrite, V: VisitedSet<G::Id>>(
     g: &mut G,
@@ -68,7 +71,7 @@ pub fn insert_node_with<G: GraphWrite, V: VisitedSet<G::Id>>(
     // Back-links wait until the node's own lists are written on every layer, and go in
     // bottom-up: the node becomes reachable on a layer only once the layers below it are
     // linked, so a concurrent search never descends into a node with empty lower lists.
-    let mut back_links: Vec<(usize, usize, Vec<Candidate<G::Id>>)> = Vec::new();
+    let mut back_links: Vec<LayerLinks<G::Id>> = Vec::new();
     for layer in (0..=level.min(top)).rev() {
         visited.clear();
         let mut found =
