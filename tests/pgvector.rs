@@ -410,7 +410,7 @@ fn pgvector_index_lifecycle() {
 }
 
 /// pg_dump/pg_restore of a database with qhnsw indexes on vector and halfvec columns
-/// gives the same answers through the restored indexes; DROP EXTENSION refuses while
+/// restores usable, clean indexes (recall@10 against exact search as before the dump); DROP EXTENSION refuses while
 /// dependents exist and works in dependency order (and with CASCADE).
 #[test]
 #[ignore]
@@ -481,10 +481,32 @@ fn pgvector_dump_restore_and_drop_extension() {
     r.batch_execute("SET enable_seqscan = off").unwrap();
     let explain = plan(&mut r, "h", "<#>", &queries[0]);
     assert!(explain.contains("Index Scan using docs_h_idx"), "{explain}");
-    assert_eq!(answers(&mut r), before, "answers after pg_restore");
+    // The restored indexes are rebuilt (a new graph): compare both databases' answers
+    // with the exact ones rather than with each other.
+    let restored = answers(&mut r);
+    r.batch_execute("SET enable_indexscan = off").unwrap();
+    let exact = answers(&mut r);
+    r.batch_execute("RESET enable_indexscan").unwrap();
+    let recall = |got: &[Vec<(i64, f64)>]| -> f64 {
+        let hits: usize = got
+            .iter()
+            .zip(&exact)
+            .map(|(g, e)| g.iter().filter(|x| e.iter().any(|y| y.0 == x.0)).count())
+            .sum();
+        hits as f64 / (10 * exact.len()) as f64
+    };
+    let (recall_before, recall_after) = (recall(&before), recall(&restored));
+    println!("  recall@10 before dump {recall_before:.3}, after pg_restore {recall_after:.3}");
+    assert!(
+        recall_before >= 0.9 && recall_after >= 0.9,
+        "{recall_before} {recall_after}"
+    );
+    for rows in before.iter().chain(&restored) {
+        assert_ordered("dump/restore", rows);
+    }
     run_qhnsw_check(&mut r, "docs_v_idx").unwrap();
     run_qhnsw_check(&mut r, "docs_h_idx").unwrap();
-    println!("  pg_dump -Fc / pg_restore: same answers through both restored indexes");
+    println!("  pg_dump -Fc / pg_restore: both restored indexes used, checked and answering");
 
     // DROP EXTENSION: dependents first, or CASCADE.
     for (sql, state) in [
