@@ -19,6 +19,7 @@ use postgres::Client;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
+use vectorize_quant::datagen::{embeddings_like, queries_like};
 
 /// (column, opclass, operator) for the eight opclasses; `v` is vector(DIMS), `h` halfvec(DIMS).
 const OPCLASSES: [(&str, &str, &str); 8] = [
@@ -98,6 +99,11 @@ fn unit_query(data: &Data, i: usize) -> Vec<f32> {
 /// Creates both extensions (companion with CASCADE) and `docs (id, v vector, h halfvec)`
 /// holding rows `ids` (the same text into both columns).
 fn load_docs(c: &mut Client, data: &Data, ids: impl Iterator<Item = i64>) {
+    load_rows(c, ids.map(|id| (id, unit_row(data, id))));
+}
+
+/// `load_docs` for explicit (id, vector) rows.
+fn load_rows(c: &mut Client, rows: impl Iterator<Item = (i64, Vec<f32>)>) {
     use std::io::Write;
     c.batch_execute(&format!(
         "CREATE EXTENSION vectorize_quant_pgvector CASCADE;
@@ -105,8 +111,8 @@ fn load_docs(c: &mut Client, data: &Data, ids: impl Iterator<Item = i64>) {
     ))
     .unwrap();
     let mut w = c.copy_in("COPY docs (id, v, h) FROM STDIN").unwrap();
-    for id in ids {
-        let t = vtext(&unit_row(data, id));
+    for (id, row) in rows {
+        let t = vtext(&row);
         writeln!(w, "{id}\t{t}\t{t}").unwrap();
     }
     w.finish().unwrap();
@@ -164,8 +170,9 @@ fn assert_ordered(what: &str, rows: &[(i64, f64)]) {
 }
 
 /// For each of the 8 opclasses and 6 quantizers: recall@10 over 100 queries on 10k
-/// seeded rows against pgvector's exact ORDER BY (sequential scan, pgvector's operator)
-/// meets the qvector threshold, every result list is in pgvector's operator order, and
+/// seeded rows (the data of the qvector recall tests in src/tests/index.rs:
+/// `embeddings_like(10_000, 128, 7)`, `queries_like(100, 128, 7)`) against pgvector's exact
+/// ORDER BY (sequential scan, pgvector's operator) meets the qvector threshold, every result list is in pgvector's operator order, and
 /// EXPLAIN shows the qhnsw index for an untyped literal.
 #[test]
 #[ignore]
@@ -175,10 +182,18 @@ fn pgvector_recall_per_opclass_and_quantizer() {
     }
     let cluster = Cluster::primary("pgv_recall");
     let mut c = cluster.connect();
-    let data = Data::new(DIMS, 20, 1301);
-    let (n, nq) = (10_000i64, 100usize);
-    load_docs(&mut c, &data, 0..n);
-    let queries: Vec<Vec<f32>> = (0..nq).map(|i| unit_query(&data, i)).collect();
+    let (n, nq) = (10_000usize, 100usize);
+    let base = embeddings_like(n, DIMS, 7);
+    load_rows(
+        &mut c,
+        base.chunks_exact(DIMS)
+            .enumerate()
+            .map(|(i, r)| (i as i64, r.to_vec())),
+    );
+    let queries: Vec<Vec<f32>> = queries_like(nq, DIMS, 7)
+        .chunks_exact(DIMS)
+        .map(|q| q.to_vec())
+        .collect();
     let mut failures = Vec::new();
     for (column, opclass, op) in OPCLASSES {
         // Exact truth: no index on the table yet, so this is a sequential scan with
@@ -371,6 +386,57 @@ fn pgvector_index_lifecycle() {
     };
     assert_eq!((method.as_str(), n), ("sq4", 2000 - 667));
     run_qhnsw_check(&mut c, "docs_h_idx").unwrap();
+
+    // Other re-rank sources and quantizer = 'auto' on a vector column: a row's own
+    // vector finds it first.
+    c.batch_execute("DROP INDEX docs_h_idx").unwrap();
+    for with in [
+        "quantizer = 'sq8', rerank = 'float16'",
+        "quantizer = 'binary', rerank = 'none'",
+        "quantizer = 'auto'",
+    ] {
+        c.batch_execute(&format!(
+            "CREATE INDEX docs_v_idx ON docs USING qhnsw (v vector_l2_ops) WITH ({with})"
+        ))
+        .unwrap();
+        for id in [1i64, 2, 4, 1999] {
+            let got = top(&mut c, "v", "<->", &unit_row(&data, id), 1);
+            assert_eq!(got.first().map(|r| r.0), Some(id), "{with}: row {id}");
+        }
+        c.batch_execute("DROP INDEX docs_v_idx").unwrap();
+    }
+    // An index created on an empty table stages its first rows, then trains: rows
+    // copied in afterwards (through aminsert) are found.
+    c.batch_execute(&format!(
+        "CREATE TABLE late (id bigint, h halfvec({DIMS}));
+         CREATE INDEX late_idx ON late USING qhnsw (h halfvec_l2_ops) WITH (quantizer = 'sq8');"
+    ))
+    .unwrap();
+    {
+        use std::io::Write;
+        let mut w = c.copy_in("COPY late (id, h) FROM STDIN").unwrap();
+        for id in 0..2500i64 {
+            writeln!(w, "{id}\t{}", vtext(&unit_row(&data, 50_000 + id))).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let method: String = c
+        .query_one("SELECT method FROM qhnsw_index_meta('late_idx')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(method, "sq8", "trained after staging");
+    for id in [0i64, 7, 1500, 2499] {
+        let q = vtext(&unit_row(&data, 50_000 + id));
+        let got: i64 = c
+            .query_one(
+                "SELECT id FROM late ORDER BY h <-> $1::text::halfvec LIMIT 1",
+                &[&q],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(got, id, "row {id} of a table indexed while empty");
+    }
+    run_qhnsw_check(&mut c, "late_idx").unwrap();
 
     // Casts: both ways between qvector and vector, halfvec -> qvector, vector ->
     // sq8vector; by assignment, never implicitly.
