@@ -47,6 +47,7 @@ install_cargo_pgrx() {
 install_extension() {
     log "building and installing the extension"
     (cd "${REPO_DIR}" && cargo pgrx install --release --pg-config "${PG_CONFIG}")
+    install_pgvector_companion
 }
 
 # Runs a command as the postgres user (initdb refuses root).
@@ -104,4 +105,31 @@ start_vq_dashboard() {
         sleep 0.2
     done
     log "dashboard: http://${listen}/  (REST API: http://${listen}/openapi.json; write token in ${tokenfile}; log ${VQ_HOME}/vq.log)"
+}
+
+# pgvector support (README "Migrating from pgvector"): the companion extension
+# vectorize_quant_pgvector (pgvector/: control file + SQL script, no library of its own)
+# goes into the extension directory of the PostgreSQL whose pg_config is $1 (default
+# PG_CONFIG). It is only usable where pgvector is installed too (its control `requires` it).
+install_pgvector_companion() {
+    local pg_config="${1:-${PG_CONFIG}}" dir
+    dir="$("${pg_config}" --sharedir)/extension"
+    install -m 644 "${REPO_DIR}/pgvector/vectorize_quant_pgvector.control" \
+        "${REPO_DIR}/pgvector/"vectorize_quant_pgvector--*.sql "${dir}/"
+}
+
+# Builds and installs pgvector from ../shared/vendor (build-pgvector.sh, idempotent) into
+# the PostgreSQL whose pg_config is $1 (default PG_CONFIG), then the companion extension.
+# Without the vendored source it says so loudly and carries on: the pgvector tests then
+# print their own SKIPPED message.
+install_pgvector() {
+    local pg_config="${1:-${PG_CONFIG}}"
+    local vendor="${VQ_VENDOR_DIR:-${REPO_DIR}/../shared/vendor}"
+    if [ ! -f "${vendor}/build-pgvector.sh" ]; then
+        log "!!!!! pgvector NOT INSTALLED: ${vendor}/build-pgvector.sh is absent (set VQ_VENDOR_DIR); the qhnsw-on-vector tests (tests/pgvector.rs) will be SKIPPED !!!!!"
+        return 0
+    fi
+    log "installing pgvector (${vendor}/build-pgvector.sh, PG_CONFIG=${pg_config})"
+    PG_CONFIG="${pg_config}" bash "${vendor}/build-pgvector.sh"
+    install_pgvector_companion "${pg_config}"
 }

@@ -4,12 +4,14 @@
 # Sections on halfvec, sparsevec and bit (types we do not have) are skipped. The remaining
 # differences must be the ones README "Type differences from pgvector" lists.
 #
-# Needs a PostgreSQL 15 with both extensions installed (pgvector: PG_CONFIG=... bash
-# /work/shared/vendor/build-pgvector.sh; ours: cargo pgrx install) and root (the cluster
-# runs as postgres). Usage: VQ_PG_BIN=/path/to/bin scripts/pgvector_parity.sh [pgvector.tar.gz]
+# Needs a PostgreSQL 15 with both extensions installed (pgvector: scripts/common.sh
+# install_pgvector, run here for the PostgreSQL of VQ_PG_BIN; ours: cargo pgrx install) and
+# root (the cluster runs as postgres). Usage: VQ_PG_BIN=/path/to/bin scripts/pgvector_parity.sh [pgvector.tar.gz]
 set -euo pipefail
 unset RUST_BACKTRACE
 BIN=${VQ_PG_BIN:-/usr/lib/postgresql/15/bin}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+install_pgvector "$BIN/pg_config"
 TARBALL=${1:-$(ls /work/shared/vendor/pgvector-*.tar.gz | sort -V | tail -1)}
 WORK=$(mktemp -d /tmp/vq-parity.XXXXXX)
 chown postgres "$WORK"

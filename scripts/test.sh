@@ -55,6 +55,7 @@ step "in-server tests (cargo pgrx test pg${PG_MAJOR})" "${LOG_DIR}/pg.log" \
 server_tests() {
     install_extension && cargo test --release --test '*' -- --ignored --test-threads=1 --nocapture
 }
+install_pgvector || log "!!!!! pgvector install FAILED: tests/pgvector.rs will be SKIPPED"  # pgvector + vectorize_quant_pgvector for tests/pgvector.rs (loud message when absent)
 step "server-level tests (cargo test --release --test '*' -- --ignored)" "${LOG_DIR}/integration.log" server_tests
 
 # The vq service (REST, MCP, dashboard): needs the extension installed by the step above.

@@ -141,6 +141,22 @@ pub fn index_opclass(index: pg_sys::Relation) -> (Metric, VectorType) {
                 .into_owned()
         }
     };
+    // pgvector's types are recognised by the opclass's input type, since their support
+    // functions share names (`cosine_distance`, `l1_distance`) with ours.
+    // SAFETY: index is open; rd_opcintype has an entry per key column (one).
+    let input_type = unsafe { *(*index).rd_opcintype };
+    if let Some(vector_type) = crate::types::pgvector::pgvector_type(input_type) {
+        return match crate::types::pgvector::pgvector_metric(&name) {
+            Some(metric) => (metric, vector_type),
+            None => raise(
+                Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "qhnsw does not support the distance function \"{name}\" for type {}",
+                    vector_type.name()
+                ),
+            ),
+        };
+    }
     match name.as_str() {
         "qvector_l2_squared_distance" => (Metric::L2, VectorType::QVector),
         "qvector_negative_inner_product" => (Metric::InnerProduct, VectorType::QVector),
@@ -162,7 +178,7 @@ pub fn index_metric(index: pg_sys::Relation) -> Metric {
     index_opclass(index).0
 }
 
-/// The SQL type of the indexed column (`qvector` or `sq8vector`).
+/// The SQL type of the indexed column (`qvector`, `sq8vector`, pgvector's `vector` or `halfvec`).
 pub fn index_vector_type(index: pg_sys::Relation) -> VectorType {
     index_opclass(index).1
 }

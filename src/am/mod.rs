@@ -5,6 +5,7 @@
 //! - `build`: ambuild / ambuildempty        - `graph_pages`: the graph over pages
 //! - `scan`: begin/rescan/gettuple/end      - `insert`: aminsert
 //! - `heap_values`: indexed values of heap rows (re-rank)
+//! - `pgvector_rerank`: re-rank distances of pgvector's `vector` / `halfvec` columns
 //! - `vacuum`: bulkdelete / cleanup         - `cost`: amcostestimate
 //! - `stats`: scan counters               - `locks`: every locking rule
 //! - `progress`: build phases and counts  - `threads`: bounded, always-joined worker threads and cancellation
@@ -25,6 +26,7 @@ pub mod locks;
 pub mod meta;
 pub mod options;
 pub mod pages;
+pub mod pgvector_rerank;
 pub mod progress;
 pub mod scan;
 pub mod stats;

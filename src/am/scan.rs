@@ -52,6 +52,9 @@ pub struct ScanState {
     query_sq8: Option<Sq8Vector>,
     /// The ORDER BY argument is NULL: `query` is zeros, nothing is re-ranked.
     null_query: bool,
+    /// The column is pgvector's `vector` / `halfvec`: heap re-ranking calls pgvector's
+    /// distance function on the datums (`pgvector_rerank`).
+    pgvector: bool,
     /// `qhnsw.iterative_scan` when the query started.
     mode: IterativeScan,
     search: Option<ResumableSearch<u32>>,
@@ -131,6 +134,7 @@ impl ScanState {
         self.query = None;
         self.query_sq8 = None;
         self.null_query = false;
+        self.pgvector = false;
         self.search = None;
         self.candidates.clear();
         self.ready.clear();
@@ -179,6 +183,7 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         query: None,
         query_sq8: None,
         null_query: false,
+        pgvector: false,
         mode: IterativeScan::RelaxedOrder,
         search: None,
         candidates: VecDeque::new(),
@@ -243,8 +248,8 @@ enum QueryArg {
     Vector(Query),
 }
 
-/// Reads the query vector of the scan.
-fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> QueryArg {
+/// Reads the query vector of the scan (a value of `vector_type`, the column's type).
+fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage, vector_type: VectorType) -> QueryArg {
     // SAFETY: orderByData holds numberOfOrderBys keys.
     let key = unsafe {
         if (*scan).numberOfOrderBys == 0 {
@@ -257,11 +262,14 @@ fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> QueryArg {
     }
     // SAFETY: the ORDER BY argument of our operators has the column's type.
     let (mut query, codes) = unsafe {
-        match index_vector_type((*scan).indexRelation) {
+        match vector_type {
             VectorType::QVector => (qvector_from_datum(key.sk_argument).to_vec(), None),
             VectorType::Sq8Vector => {
                 let v = sq8vector_from_datum(key.sk_argument);
                 (v.decode(), Some(v.to_vector()))
+            }
+            VectorType::PgVector | VectorType::PgHalfvec => {
+                (vector_type.read(key.sk_argument).into_owned(), None)
             }
         }
     };
@@ -272,6 +280,11 @@ fn query_of(scan: pg_sys::IndexScanDesc, meta: &MetaPage) -> QueryArg {
         );
     }
     if meta.metric == Metric::Cosine && !normalize(&mut query) {
+        if vector_type.is_pgvector() {
+            // pgvector's cosine distance to a zero vector is NaN for every row: any order
+            // is its order, as for a NULL query.
+            return QueryArg::Null;
+        }
         let type_name = if codes.is_some() {
             "sq8vector"
         } else {
@@ -300,7 +313,9 @@ pub unsafe extern "C-unwind" fn amgettuple(
         let meta = read_meta(index);
         state.quantizer = load_quantizer(index, &meta);
         state.mode = ITERATIVE_SCAN.get();
-        match query_of(scan, &meta) {
+        let vector_type = index_vector_type(index);
+        state.pgvector = vector_type.is_pgvector();
+        match query_of(scan, &meta, vector_type) {
             QueryArg::Vector((query, codes)) => {
                 state.query = Some(query);
                 state.query_sq8 = codes;
@@ -573,17 +588,22 @@ fn heap_distance(
         .heap
         .get_or_insert_with(|| HeapValues::new(heap, index, scan_ctx));
     let (rerank_ctx, query, query_sq8) = (state.rerank_ctx, &state.query, &state.query_sq8);
+    // SAFETY: a non-NULL query (null queries are not re-ranked) in the ORDER BY key.
+    let pgvector_query = state
+        .pgvector
+        .then(|| unsafe { (*(*scan).orderByData).sk_argument });
     values.with_value(tid, snapshot, |datum| {
         // Detoasted copies go to the re-rank context (reset after each chunk).
         // SAFETY: the re-rank context lives as long as the scan; the datum is the
         // index's value, of the opclass's type.
         unsafe {
             let previous = pg_sys::MemoryContextSwitchTo(rerank_ctx);
-            let d = match query_sq8 {
-                Some(query) => {
+            let d = match (pgvector_query, query_sq8) {
+                (Some(query), _) => super::pgvector_rerank::support_distance(index, query, datum),
+                (None, Some(query)) => {
                     sq8_distance(meta.metric, query.as_ref(), sq8vector_from_datum(datum))
                 }
-                None => {
+                (None, None) => {
                     let vector = qvector_from_datum(datum);
                     let query = query.as_ref().expect("query");
                     match meta.metric {

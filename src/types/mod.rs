@@ -9,6 +9,7 @@ pub mod binary;
 pub mod float_format;
 pub mod hex_float;
 pub mod operators;
+pub mod pgvector;
 pub mod qvector;
 pub mod sq8;
 pub mod sq8vector;

@@ -97,8 +97,10 @@ pub struct Args {
     /// query = max(ef_search, this); hnsw.ef_search is raised to that LIMIT
     #[arg(long, default_value_t = 40)]
     bq_candidates: u32,
-    /// Cases, comma separated: none,sq8,sq8-f16,sq4,sq2,pq,binary,sq8col,pgv,pgv-half,pgv-bq
-    /// (or all); sq8col is a qhnsw sq8 index over an `sq8vector` column (table vqb_s)
+    /// Cases, comma separated: none,sq8,sq8-f16,sq4,sq2,pq,binary,sq8col,pgv,pgv-half,pgv-bq,qv-sq8
+    /// (or all); sq8col is a qhnsw sq8 index over an `sq8vector` column (table vqb_s);
+    /// qv-sq8 a qhnsw sq8 index over pgvector's `vector` column (table vqb_pgv, needs
+    /// the companion extension vectorize_quant_pgvector)
     #[arg(
         long,
         value_delimiter = ',',
@@ -297,6 +299,15 @@ fn main() -> Result<()> {
         .is_some();
     let pgvector = if pgv_available {
         c.batch_execute("CREATE EXTENSION IF NOT EXISTS vector")?;
+        // qhnsw opclasses for the vector column (case qv-sq8), when the companion is installed.
+        if c.query_opt(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'vectorize_quant_pgvector'",
+            &[],
+        )?
+        .is_some()
+        {
+            c.batch_execute("CREATE EXTENSION IF NOT EXISTS vectorize_quant_pgvector")?;
+        }
         let v: String = c
             .query_one(
                 "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
@@ -450,10 +461,23 @@ fn main() -> Result<()> {
                 index,
             });
         }
+        if want("qv-sq8") {
+            cases.push(Case {
+                id: "qv-sq8".into(),
+                label: "qhnsw sq8 on the vector column".into(),
+                engine: Engine::Qhnsw,
+                table: "vqb_pgv",
+                create: format!(
+                    "CREATE INDEX vqb_idx_qv_sq8 ON vqb_pgv USING qhnsw (v vector_{opsuffix}) WITH (quantizer = 'sq8', {})",
+                    with("")
+                ),
+                index: "vqb_idx_qv_sq8".into(),
+            });
+        }
     } else if args
         .cases
         .iter()
-        .any(|c| c.starts_with("pgv") || c == "all")
+        .any(|c| c.starts_with("pgv") || c == "qv-sq8" || c == "all")
     {
         skipped.push("pgvector cases: skipped, pgvector (extension `vector`) is not installed on this server".into());
     }
@@ -732,7 +756,10 @@ fn ensure_table(ctx: &Ctx, table: &str, typ: &str, ds: &Dataset) -> Result<()> {
 fn ensure_sq8_table(ctx: &Ctx, ds: &Dataset) -> Result<()> {
     let mut c = ctx.connect()?;
     let have: Option<String> = c
-        .query_one("SELECT obj_description(to_regclass('vqb_s'), 'pg_class')", &[])?
+        .query_one(
+            "SELECT obj_description(to_regclass('vqb_s'), 'pg_class')",
+            &[],
+        )?
         .get(0);
     if have.as_deref() == Some(ds.fingerprint.as_str()) {
         println!("table vqb_s already holds this dataset: reusing it");
@@ -742,7 +769,10 @@ fn ensure_sq8_table(ctx: &Ctx, ds: &Dataset) -> Result<()> {
     // One statement per call: VACUUM cannot run inside a multi-statement batch.
     for sql in [
         "DROP TABLE IF EXISTS vqb_s".to_string(),
-        format!("CREATE TABLE vqb_s (id int4 NOT NULL, v sq8vector({}))", ds.dims),
+        format!(
+            "CREATE TABLE vqb_s (id int4 NOT NULL, v sq8vector({}))",
+            ds.dims
+        ),
         "INSERT INTO vqb_s SELECT id, v FROM vqb_q".to_string(),
         "VACUUM (ANALYZE) vqb_s".to_string(),
         "CHECKPOINT".to_string(),
