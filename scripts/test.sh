@@ -55,6 +55,7 @@ step "in-server tests (cargo pgrx test pg${PG_MAJOR})" "${LOG_DIR}/pg.log" \
 server_tests() {
     install_extension && cargo test --release --test '*' -- --ignored --test-threads=1 --nocapture
 }
+install_citus  # for tests/citus.rs (coordinator + 2 workers); skipped loudly without ../shared/vendor
 step "server-level tests (cargo test --release --test '*' -- --ignored)" "${LOG_DIR}/integration.log" server_tests
 
 # The vq service (REST, MCP, dashboard): needs the extension installed by the step above.
