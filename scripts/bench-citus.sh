@@ -5,7 +5,10 @@
 # recall@10 against exact search (computed on the single node), QPS and mean latency
 # with 1 and 4 clients (pgbench -T) for k-NN queries sent as literals (simple protocol:
 # parsed and planned every time) and as prepared statements, and where the coordinator's
-# time goes (literal parsing, planning, Citus's connections to the workers).
+# time goes (literal parsing, planning, Citus's connections to the workers). "prepared,
+# same vectors" re-executes 100 statements prepared with their vector inline (Citus then
+# reuses each shard's query text); "$1 parameter" sends a new vector each time, as a driver
+# does (plus a primary-key lookup of that vector on the node queried).
 #
 #   bash scripts/bench.sh --citus                  # synthetic 50k x 768, 8 and 2 shards
 #   bash scripts/bench.sh --citus --rows 1000000   # the 1M set (hours on a loaded 2-core box)
@@ -123,12 +126,16 @@ q "${SINGLE}" -c "CREATE TABLE truth AS SELECT qid, (SELECT array_agg(id) FROM (
 q "${COORD}" -c "CREATE TABLE bench_queries (qid int PRIMARY KEY, v qvector(${dims}))" -c "CREATE TABLE truth (qid int, ids bigint[])" \
     -c "\\copy bench_queries FROM '${W}/queries.tsv'" -c "\\copy truth FROM '${W}/truth.tsv'"
 echo "  data and truth: $(($(date +%s) - t)) s"
-# pgbench scripts: one literal query each (at most 100), and a literal-parse-only probe.
+# pgbench scripts: one literal query each (at most 100), a literal-parse-only probe, and
+# a fresh vector as a $1 parameter each time (what drivers send: looked up by \gset from
+# the local bench_queries table, then passed as a parameter under -M prepared).
 nscripts=$((queries < 100 ? queries : 100))
 head -"${nscripts}" "${W}/queries.tsv" | while IFS=$'\t' read -r qid v; do
     echo "SELECT id FROM items ORDER BY v <-> '${v}' LIMIT 10;" >"${W}/q${qid}.sql"
-    echo "SELECT '${v}'::qvector IS NULL;" >"${W}/p${qid}.sql"
+    echo "SELECT '${v}'::qvector IS NULL;" >"${W}/lit${qid}.sql"
 done
+printf '%s\n' "\\set qid random(1, ${queries})" 'SELECT v::text AS qv FROM bench_queries WHERE qid = :qid \gset' \
+    'SELECT id FROM items ORDER BY v <-> :qv::qvector LIMIT 10;' >"${W}/param.sql"
 chown -R postgres:postgres "${W}"
 fargs() { for f in "${W}"/"$1"*.sql; do printf -- '-f %s ' "${f}"; done; }
 
@@ -190,8 +197,8 @@ MD="${OUT}/results.md"
     echo "pgbench ${duration} s per cell; all four clusters on this machine ($(nproc) cores,"
     echo "shared with other work: ratios matter more than absolute figures). $(date -u +%F)."
     echo
-    echo "| setup | build s | recall@10 ef 20 / 40 / 100 | literal QPS (lat ms) | prepared QPS (lat ms) | plan ms | exec ms |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| setup | build s | recall@10 ef 20 / 40 / 100 | literal QPS (lat ms) | prepared, same vectors, QPS (lat ms) | \$1 parameter QPS (lat ms) | plan ms | exec ms |"
+    echo "|---|---|---|---|---|---|---|---|"
 } >"${MD}"
 # measure LABEL PORT [citus]: one table row per client count.
 measure() {
@@ -201,7 +208,8 @@ measure() {
     for c in ${clients//,/ }; do
         read -r lt ll <<<"$(qps "${port}" "${c}" simple q)"
         read -r pq pl <<<"$(qps "${port}" "${c}" prepared q)"
-        echo "| ${label}, ${c} client(s) | ${build} | ${rec% / } | ${lt} (${ll}) | ${pq} (${pl}) | ${pt} | ${et} |" | tee -a "${MD}"
+        read -r pp ppl <<<"$(qps "${port}" "${c}" prepared param)"
+        echo "| ${label}, ${c} client(s) | ${build} | ${rec% / } | ${lt} (${ll}) | ${pq} (${pl}) | ${pp} (${ppl}) | ${pt} | ${et} |" | tee -a "${MD}"
     done
 }
 INDEX="CREATE INDEX items_v_idx ON items USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'sq8', m = 16, ef_construction = 64)"
@@ -209,7 +217,7 @@ INDEX="CREATE INDEX items_v_idx ON items USING qhnsw (v qvector_l2_ops) WITH (qu
 log "single node"
 t=$(date +%s); q "${SINGLE}" -c "${INDEX}" -c "VACUUM ANALYZE items"; build=$(($(date +%s) - t))
 measure "1 node" "${SINGLE}"
-read -r parse_tps _ <<<"$(qps "${SINGLE}" 1 simple p)"
+read -r parse_tps _ <<<"$(qps "${SINGLE}" 1 simple lit)"
 
 for s in ${shards//,/ }; do
     log "Citus, ${s} shards"
