@@ -516,6 +516,24 @@ fn citus_distributed_qhnsw() {
         "total index_bytes = sum over shards"
     );
     println!("  qhnsw_distributed_stats: {SHARDS} shards, {count} vectors, {sizes} B");
+    // With sample queries: every shard measures recall, the total weights it by vectors.
+    let recalls: Vec<Option<f64>> = c
+        .query(
+            "SELECT recall_at_10 FROM qhnsw_distributed_stats('items_v_idx', 10) ORDER BY shardid NULLS LAST",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(recalls.len(), SHARDS + 1);
+    for r in &recalls {
+        let r = r.expect("recall_at_10 with sample_queries = 10");
+        assert!(
+            r >= 0.9,
+            "qhnsw_distributed_stats recall_at_10 {r}: {recalls:?}"
+        );
+    }
     // Errors: not qhnsw, not distributed, privileges, row-level security.
     // One statement at a time: Citus propagates DDL such as CREATE ROLE to the workers,
     // which a multi-statement query string would wrap in one implicit transaction.
