@@ -573,6 +573,23 @@ fn citus_distributed_qhnsw() {
         .unwrap()
         .get(0);
     assert_eq!(n, count, "a reader with SELECT sees the sums");
+    // Each shard checks again, as the same user: SELECT revoked on one shard only (on
+    // its worker) makes the call fail there.
+    wc.batch_execute(&format!("REVOKE SELECT ON {shard_table} FROM vq_reader"))
+        .unwrap();
+    let e = c.query(dstats, &[&"items_v_idx"]).unwrap_err();
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        e.code(),
+        Some(&SqlState::EXTERNAL_ROUTINE_EXCEPTION),
+        "{msg}"
+    );
+    assert!(msg.contains("permission denied"), "{msg}");
+    wc.batch_execute(&format!("GRANT SELECT ON {shard_table} TO vq_reader"))
+        .unwrap();
     for sql in [
         "RESET ROLE",
         "ALTER TABLE items ENABLE ROW LEVEL SECURITY",
@@ -593,6 +610,18 @@ fn citus_distributed_qhnsw() {
     ] {
         c.batch_execute(sql).unwrap();
     }
+    // A shard index name past 63 bytes is shortened by Citus: 42704 with a hint.
+    let long = format!("items_{}", "l".repeat(54));
+    c.batch_execute(&format!(
+        "CREATE INDEX {long} ON items USING qhnsw (v qvector_l2_ops)"
+    ))
+    .unwrap();
+    assert_eq!(
+        sqlstate(c.query(dstats, &[&long])),
+        SqlState::UNDEFINED_OBJECT,
+        "shortened shard index names"
+    );
+    c.batch_execute(&format!("DROP INDEX {long}")).unwrap();
     c.batch_execute("CREATE DATABASE nocitus").unwrap();
     {
         let conninfo = cz
@@ -602,7 +631,7 @@ fn citus_distributed_qhnsw() {
         let mut nc = Client::connect(&conninfo, NoTls).unwrap();
         check_without_citus(&mut nc);
     }
-    println!("  qhnsw_distributed_stats errors: 42809, 42501 (no SELECT; RLS), 0A000");
+    println!("  qhnsw_distributed_stats errors: 42809, 42501 (no SELECT; RLS), 38000 (a shard refuses), 42704, 0A000");
 
     // kill -9 of a worker: queries fail while it is down, then are right again.
     let w1 = &cz.workers[1];
