@@ -31,6 +31,8 @@
 # shared_buffers 1GB, maintenance_work_mem 2GB. Results: results/NAME/{results.md,
 # results.json, *.svg}, and results/README.md gathers every results.md.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# --citus (first flag): 1 node vs a coordinator + 2 workers, see scripts/bench-citus.sh.
+if [ "${1:-}" = "--citus" ]; then shift; exec bash "${REPO_DIR}/scripts/bench-citus.sh" "$@"; fi
 
 BENCH_PORT="${VQ_BENCH_PORT:-28817}"
 BENCH_PGDATA="${VQ_HOME}/bench-pgdata"

@@ -133,3 +133,19 @@ install_pgvector() {
     PG_CONFIG="${pg_config}" bash "${vendor}/build-pgvector.sh"
     install_pgvector_companion "${pg_config}"
 }
+
+# Builds and installs Citus into PostgreSQL 15 (VQ_PG_CONFIG, else ${PG_CONFIG}) from
+# ../shared/vendor beside the repository (VQ_VENDOR_DIR to override) when that folder is
+# there: idempotent, about 10 minutes the first time. Without it, or if the build fails,
+# says so loudly and returns 0: tests/citus.rs then prints that it was SKIPPED.
+install_citus() {
+    local vendor="${VQ_VENDOR_DIR:-${REPO_DIR}/../shared/vendor}"
+    local pgc="${VQ_PG_CONFIG:-${PG_CONFIG}}"
+    if [ ! -f "${vendor}/build-citus.sh" ]; then
+        log "WARNING: ${vendor}/build-citus.sh not found: Citus is NOT installed, the Citus test (tests/citus.rs) will be SKIPPED"
+        return 0
+    fi
+    log "installing Citus from ${vendor} into $("${pgc}" --bindir) (idempotent; about 10 minutes the first time)"
+    PG_CONFIG="${pgc}" bash "${vendor}/build-citus.sh" ||
+        log "WARNING: building Citus failed: the Citus test (tests/citus.rs) will be SKIPPED"
+}

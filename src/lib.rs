@@ -24,6 +24,7 @@ pgrx::extension_sql_file!(
 );
 pgrx::extension_sql_file!("../sql/qhnsw.sql", name = "qhnsw", requires = ["sq8vector"]);
 pgrx::extension_sql_file!("../sql/sql_api.sql", name = "sql_api", requires = ["qhnsw"]);
+pgrx::extension_sql_file!("../sql/citus.sql", name = "citus", requires = ["sql_api"]);
 
 /// Called when the library is loaded: registers GUCs and index options.
 #[pgrx::pg_guard]

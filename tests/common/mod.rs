@@ -204,6 +204,12 @@ impl Cluster {
 
     /// initdb + start a new primary.
     pub fn primary(name: &str) -> Cluster {
+        Cluster::primary_with(name, "")
+    }
+
+    /// initdb + start a new primary with `extra` appended to postgresql.conf (later
+    /// lines win, e.g. `shared_preload_libraries = 'citus'`).
+    pub fn primary_with(name: &str, extra: &str) -> Cluster {
         let root = make_root(name);
         let c = Cluster {
             name: name.into(),
@@ -226,6 +232,7 @@ impl Cluster {
             ],
         );
         c.append_conf(&c.conf_lines());
+        c.append_conf(extra);
         c.start();
         c
     }
