@@ -2,7 +2,8 @@
 //! APIs the extension calls differ between the supported majors (15 and 18; 16 and 17
 //! compile through the same branches). Each helper behaves the same on every major.
 //!
-//! - 16 renamed `RelFileNode` (`rd_node`) to `RelFileLocator` (`rd_locator`).
+//! - 16 renamed `RelFileNode` (`rd_node`) to `RelFileLocator` (`rd_locator`) and replaced
+//!   `pg_class_ownercheck` by `object_ownercheck`.
 //! - 18 stores the attributes of a `TupleDesc` after its `compact_attrs` (`TupleDescAttr`).
 //! - 18 added `isset_offset` to `relopt_parse_elt`, an `is_analyze` flag to
 //!   `vacuum_delay_point` and an instrumentation pointer to `index_beginscan`.
@@ -21,6 +22,22 @@ pub fn relation_file_id(rel: pg_sys::Relation) -> (u32, u32) {
         #[cfg(not(feature = "pg15"))]
         let ids = ((*rel).rd_locator.dbOid, (*rel).rd_locator.relNumber);
         (ids.0.to_u32(), ids.1.to_u32())
+    }
+}
+
+/// True when `user` owns (or has the privileges of the owner of) relation `oid`
+/// (16 replaced `pg_class_ownercheck` by `object_ownercheck`).
+pub fn relation_ownercheck(oid: pg_sys::Oid, user: pg_sys::Oid) -> bool {
+    // SAFETY: plain catalog lookups.
+    unsafe {
+        #[cfg(feature = "pg15")]
+        {
+            pg_sys::pg_class_ownercheck(oid, user)
+        }
+        #[cfg(not(feature = "pg15"))]
+        {
+            pg_sys::object_ownercheck(pg_sys::RelationRelationId, oid, user)
+        }
     }
 }
 
@@ -68,6 +85,7 @@ pub fn vacuum_delay_point() {
 ///
 /// # Safety
 /// As `index_beginscan`: `heap` and `index` open and locked, `snapshot` registered or active.
+#[cfg(not(feature = "pg18"))]
 pub unsafe fn index_beginscan(
     heap: pg_sys::Relation,
     index: pg_sys::Relation,
@@ -76,17 +94,22 @@ pub unsafe fn index_beginscan(
     norderbys: i32,
 ) -> pg_sys::IndexScanDesc {
     // SAFETY: the caller's contract is index_beginscan's.
-    unsafe {
-        #[cfg(not(feature = "pg18"))]
-        return pg_sys::index_beginscan(heap, index, snapshot, nkeys, norderbys);
-        #[cfg(feature = "pg18")]
-        return pg_sys::index_beginscan(
-            heap,
-            index,
-            snapshot,
-            std::ptr::null_mut(),
-            nkeys,
-            norderbys,
-        );
-    }
+    unsafe { pg_sys::index_beginscan(heap, index, snapshot, nkeys, norderbys) }
+}
+
+/// `index_beginscan` without instrumentation (18 added the instrumentation argument).
+///
+/// # Safety
+/// As `index_beginscan`: `heap` and `index` open and locked, `snapshot` registered or active.
+#[cfg(feature = "pg18")]
+pub unsafe fn index_beginscan(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    nkeys: i32,
+    norderbys: i32,
+) -> pg_sys::IndexScanDesc {
+    let no_instrumentation = std::ptr::null_mut();
+    // SAFETY: the caller's contract is index_beginscan's; NULL instrumentation means none.
+    unsafe { pg_sys::index_beginscan(heap, index, snapshot, no_instrumentation, nkeys, norderbys) }
 }
