@@ -11,6 +11,10 @@
 //! `IndexAmRoutine` gained fields in 16-18 (`amcanbuildparallel`, `amconsistentequality`,
 //! `amtranslatestrategy`, ...): the handler zero-allocates it, so they stay false/NULL.
 
+// Helpers here take relation and tuple-descriptor handles that Postgres gave the caller
+// for the duration of the call; like src/am's helpers they stay safe functions.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use pgrx::pg_sys;
 
 /// The (database, relation file) pair identifying `rel`'s current relation file.
