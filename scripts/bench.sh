@@ -28,14 +28,16 @@
 # --rerank-candidates N --bq-candidates N --warmup N.
 #
 # The benchmark cluster: ${VQ_HOME}/bench-pgdata on port 28817 (VQ_BENCH_PORT),
-# shared_buffers 1GB, maintenance_work_mem 2GB. Results: results/NAME/{results.md,
-# results.json, *.svg}, and results/README.md gathers every results.md.
+# shared_buffers 1GB, maintenance_work_mem 2GB. PG_MAJOR=18 bash scripts/bench.sh ...: the
+# same on PostgreSQL 18 (bench-pgdata-18, port 28827; pgvector built for 18 from
+# ../shared/vendor). Results: results/NAME/{results.md, results.json, *.svg}, and
+# results/README.md gathers every results.md.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # --citus (first flag): 1 node vs a coordinator + 2 workers, see scripts/bench-citus.sh.
 if [ "${1:-}" = "--citus" ]; then shift; exec bash "${REPO_DIR}/scripts/bench-citus.sh" "$@"; fi
 
 BENCH_PORT="${VQ_BENCH_PORT:-28817}"
-BENCH_PGDATA="${VQ_HOME}/bench-pgdata"
+BENCH_PGDATA="${VQ_HOME}/bench-pgdata${PG_DATA_SUFFIX}"
 RESULTS="${REPO_DIR}/results"
 BIN="${REPO_DIR}/benches/e2e/target/release/vq-e2e-bench"
 
@@ -59,7 +61,7 @@ while (($#)); do
     --rows) rows="$2"; shift ;;
     --dims) dims="$2"; shift ;;
     --base) data_args+=(--base "$2"); shift ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
     *) pass+=("$1") ;;
     esac
     shift

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PG_MAJOR=15
+# 15 (Debian's packages) or 18 (a PyPI wheel: scripts/lib-pg18.sh); the test command runs both.
+PG_MAJOR="${PG_MAJOR:-15}"
 PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
 PG_CONFIG="${PG_BIN}/pg_config"
 PGRX_VERSION=0.18.1
@@ -16,9 +17,13 @@ export DEBIAN_FRONTEND=noninteractive
 
 log() { printf '\n==> %s\n' "$*"; }
 
+# PostgreSQL 18: PG18_* paths, install_pg18, pgrx_register; with PG_MAJOR=18 it points
+# PG_BIN, PG_CONFIG and the demo cluster at 18.
+source "${REPO_DIR}/scripts/lib-pg18.sh"
+
 # Installs PostgreSQL 15 (server and headers), libclang and sudo from Debian.
 install_system_packages() {
-    local wanted=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} libclang-dev clang sudo python3)
+    local wanted=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo python3)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -31,20 +36,19 @@ install_system_packages() {
     # Debian's package may start its own cluster on 5432; we use our own clusters and ports.
 }
 
-# Installs cargo-pgrx at the pinned version and registers PostgreSQL 15 with it.
+# Installs cargo-pgrx at the pinned version and registers PostgreSQL 15 with it
+# (18: install_pg18 in scripts/lib-pg18.sh).
 install_cargo_pgrx() {
     if ! cargo pgrx --version 2>/dev/null | grep -q "${PGRX_VERSION}"; then
         log "installing cargo-pgrx ${PGRX_VERSION} (about 6 minutes)"
         cargo install cargo-pgrx --version "${PGRX_VERSION}" --locked
     fi
-    if ! grep -q "pg${PG_MAJOR}" "${HOME}/.pgrx/config.toml" 2>/dev/null; then
-        log "cargo pgrx init --pg${PG_MAJOR} ${PG_CONFIG}"
-        cargo pgrx init --pg${PG_MAJOR} "${PG_CONFIG}"
-    fi
+    pgrx_register 15 /usr/lib/postgresql/15/bin/pg_config
 }
 
-# Builds the extension in release mode and installs it into PostgreSQL 15's directories.
+# Builds the extension in release mode and installs it into PostgreSQL ${PG_MAJOR}'s directories.
 install_extension() {
+    if [ "${PG_MAJOR}" = 18 ]; then install_pg18; fi
     log "building and installing the extension"
     (cd "${REPO_DIR}" && cargo pgrx install --release --pg-config "${PG_CONFIG}")
     install_pgvector_companion

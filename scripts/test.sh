@@ -2,9 +2,11 @@
 # README command (2): run every test. Installs whatever is missing first. Idempotent.
 #   0. lint: `cargo fmt --check` and `cargo clippy --all-targets -D warnings`
 #   1. plain `cargo test` of the Postgres-free core (kernels, quantizers, graph, formats)
-#   2. `cargo pgrx test`: in-server tests of the types and the index on a throwaway cluster
+#   2. `cargo pgrx test`: in-server tests of the types and the index on a throwaway cluster,
+#      on PostgreSQL 15 and again on 18 (the PyPI wheel, scripts/lib-pg18.sh)
 #   3. server-level tests (tests/*.rs): their own throwaway clusters for DELETE + VACUUM,
-#      kill -9 crash loops, a streaming replica, concurrent clients, cancelled builds
+#      kill -9 crash loops, a streaming replica, concurrent clients, cancelled builds, a
+#      dump from 15 restored into 18 (tests/upgrade.rs); integration and build again on 18
 #   4. the vq service: REST, MCP (official Python SDK) and the dashboard in headless Chromium
 # Every step prints its wall time; the last line is "N passed, N failed".
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -50,6 +52,17 @@ rm -rf "${TEST_PGDATA}"
 step "in-server tests (cargo pgrx test pg${PG_MAJOR})" "${LOG_DIR}/pg.log" \
     cargo pgrx test "pg${PG_MAJOR}" --release --runas postgres --pgdata "${TEST_PGDATA}"
 
+# PostgreSQL 18 (issue 18): the same in-server suite, then the extension installed into 18
+# for tests/upgrade.rs (a dump from 15 restored into 18) among the server-level tests.
+install_pg18
+TEST_PGDATA18="${VQ_HOME}/test-pgdata-18"
+rm -rf "${TEST_PGDATA18}"
+step "in-server tests (cargo pgrx test pg18)" "${LOG_DIR}/pg18.log" \
+    cargo pgrx test pg18 --release --runas postgres --pgdata "${TEST_PGDATA18}"
+step "install into PostgreSQL 18 (cargo pgrx install)" "${LOG_DIR}/install18.log" \
+    cargo pgrx install --release --pg-config "${PG18_CONFIG}"
+export VQ_PG18_BIN="${PG18_BIN}" VQ_REQUIRE_PG18=1
+
 # Marked #[ignore] so that `cargo pgrx test` above, which runs every test target, leaves
 # them to this step. Installs the extension into the system PostgreSQL first.
 server_tests() {
@@ -62,12 +75,17 @@ if grep -q 'SKIPPED: Citus' "${LOG_DIR}/integration.log" 2>/dev/null; then
     summary+=("tests/citus.rs: SKIPPED (Citus not installed; counted as passed by cargo)")
 fi
 
+# The core server-level tests again on PostgreSQL 18 (tests/common takes the binaries from
+# VQ_PG_BIN); the clients are the test binaries built above, so this costs no build.
+step "server-level tests on PostgreSQL 18 (integration, build)" "${LOG_DIR}/integration18.log" \
+    env VQ_PG_BIN="${PG18_BIN}" cargo test --release --test integration --test build -- --ignored --test-threads=1 --nocapture
+
 # The vq service (REST, MCP, dashboard): needs the extension installed by the step above.
 step "vq service tests (scripts/test-vq.sh)" "${LOG_DIR}/vq.log" bash "${REPO_DIR}/scripts/test-vq.sh"
 
 log "summary (total $(($(date +%s) - t0)) s)"
 printf '%s\n' "${summary[@]}"
-logs=("${LOG_DIR}"/core.log "${LOG_DIR}"/pg.log "${LOG_DIR}"/integration.log "${LOG_DIR}"/vq.log)
+logs=("${LOG_DIR}"/core.log "${LOG_DIR}"/pg.log "${LOG_DIR}"/pg18.log "${LOG_DIR}"/integration.log "${LOG_DIR}"/integration18.log "${LOG_DIR}"/vq.log)
 passed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' "${logs[@]}" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "${logs[@]}" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 if [ "${status}" -ne 0 ] && [ "${failed}" -eq 0 ]; then failed=1; fi

@@ -6,6 +6,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod am;
+pub mod compat;
 pub mod datagen;
 pub mod distance;
 pub mod fmgr;

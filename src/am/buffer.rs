@@ -34,13 +34,7 @@ thread_local! {
 /// entry point, insert page, quantizer pages) is checked before bufmgr sees it, which
 /// would otherwise fail with "could not read block" or open a segment file that is not there.
 fn check_block(rel: pg_sys::Relation, block: u32) {
-    // SAFETY: rel is open; rd_node identifies its current relation file.
-    let (db, file) = unsafe {
-        (
-            (*rel).rd_node.dbNode.to_u32(),
-            (*rel).rd_node.relNode.to_u32(),
-        )
-    };
+    let (db, file) = crate::compat::relation_file_id(rel);
     let (cached_db, cached_file, known) = KNOWN_BLOCKS.with(|k| k.get());
     if (cached_db, cached_file) == (db, file) && block < known {
         return;

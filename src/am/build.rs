@@ -130,8 +130,8 @@ pub fn normalize(v: &mut [f32]) -> bool {
 
 /// The typmod (dimensions) of the indexed column, or 0 when unconstrained.
 fn column_dims(index: pg_sys::Relation) -> usize {
-    // SAFETY: an index relation has a tuple descriptor with one attribute here.
-    let typmod = unsafe { (*(*index).rd_att).attrs.as_slice(1)[0].atttypmod };
+    // SAFETY: an open index relation has a tuple descriptor (one attribute here).
+    let typmod = crate::compat::attribute_typmod(unsafe { (*index).rd_att }, 0);
     typmod.max(0) as usize
 }
 

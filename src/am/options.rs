@@ -318,13 +318,7 @@ pub unsafe extern "C-unwind" fn amoptions(
     reloptions: pg_sys::Datum,
     validate: bool,
 ) -> *mut pg_sys::bytea {
-    let entry = |name: &'static CStr, kind: pg_sys::relopt_type::Type, offset: usize| {
-        pg_sys::relopt_parse_elt {
-            optname: name.as_ptr(),
-            opttype: kind,
-            offset: offset as i32,
-        }
-    };
+    let entry = crate::compat::relopt_entry;
     use pg_sys::relopt_type::*;
     let table = [
         entry(

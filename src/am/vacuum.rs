@@ -63,8 +63,7 @@ fn mark_dead(
 ) -> HashSet<u32> {
     let mut deleted = HashSet::new();
     for &block in blocks {
-        // SAFETY: vacuum_delay_point only sleeps / checks interrupts.
-        unsafe { pg_sys::vacuum_delay_point() };
+        crate::compat::vacuum_delay_point();
         let mut dead = Vec::new();
         {
             let page = PageRead::new(index, block, PageKind::Graph);
@@ -180,8 +179,7 @@ fn repair(
 ) {
     let shape = cache.shape;
     for &block in blocks {
-        // SAFETY: vacuum_delay_point only sleeps / checks interrupts.
-        unsafe { pg_sys::vacuum_delay_point() };
+        crate::compat::vacuum_delay_point();
         let mut broken: Vec<(u16, usize, Vec<u32>)> = Vec::new();
         {
             let page = PageRead::new(index, block, PageKind::Graph);

@@ -26,17 +26,7 @@ pub fn user() -> pg_sys::Oid {
 
 /// True when the current user owns (or has the privileges of the owner of) relation `oid`.
 pub fn owns(oid: pg_sys::Oid) -> bool {
-    // SAFETY: plain catalog lookups.
-    unsafe {
-        #[cfg(feature = "pg15")]
-        {
-            pg_sys::pg_class_ownercheck(oid, user())
-        }
-        #[cfg(not(feature = "pg15"))]
-        {
-            pg_sys::object_ownercheck(pg_sys::RelationRelationId, oid, user())
-        }
-    }
+    crate::compat::relation_ownercheck(oid, user())
 }
 
 /// True when the current user may SELECT from table `heap_oid` (table-level privilege).

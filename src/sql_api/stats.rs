@@ -169,7 +169,7 @@ fn index_scans(t: &Target, queries: &[Vec<f32>]) -> (Vec<Vec<(u32, u16)>>, Vec<f
         let index = pg_sys::index_open(t.index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let snapshot = pg_sys::GetActiveSnapshot();
         let vector_type = crate::am::meta::index_vector_type(index);
-        let scan = pg_sys::index_beginscan(heap, index, snapshot, 0, 1);
+        let scan = crate::compat::index_beginscan(heap, index, snapshot, 0, 1);
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
         for q in queries {
             let mut key: pg_sys::ScanKeyData = std::mem::zeroed();

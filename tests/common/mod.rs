@@ -124,7 +124,12 @@ pub fn is_root() -> bool {
 
 /// Runs a PostgreSQL binary as the `postgres` OS user (initdb refuses root).
 pub fn pg_cmd(bin: &str, args: &[&str]) -> Output {
-    let path = format!("{}/{bin}", pg_bin());
+    pg_cmd_at(&pg_bin(), bin, args)
+}
+
+/// Runs binary `bin` of the PostgreSQL build in `dir` as the `postgres` OS user.
+pub fn pg_cmd_at(dir: &str, bin: &str, args: &[&str]) -> Output {
+    let path = format!("{dir}/{bin}");
     let out = if is_root() {
         Command::new("sudo")
             .args(["-u", "postgres", "-H", &path])
