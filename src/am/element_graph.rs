@@ -13,8 +13,9 @@ use super::pages::{node_location, ElementRef, ElementShape, LayoutError};
 use crate::graph::{InMemoryGraph, SearchGraph};
 use crate::quant::Estimator;
 
-/// Largest batch grouped by page on the stack; longer batches are read in slices.
-const GROUP_MAX: usize = 256;
+/// Largest batch grouped by page on the stack (a layer-0 list of m = 32); longer
+/// batches are read in slices.
+const GROUP_MAX: usize = 64;
 
 /// One page being read: its items by 1-based offset.
 pub trait PageItems {
@@ -56,6 +57,11 @@ pub fn for_each_item<S: ItemSource + ?Sized>(
     ids: &[u32],
     f: &mut dyn FnMut(usize, &[u8]),
 ) {
+    if let [id] = ids {
+        let (block, offset) = node_location(*id);
+        source.with_page(block, &mut |page| f(0, page.item(offset)));
+        return;
+    }
     for (slice, chunk) in ids.chunks(GROUP_MAX).enumerate() {
         let base = slice * GROUP_MAX;
         // (block, offset, position) sorted by block: insertion sort, batches are small.
@@ -156,19 +162,20 @@ impl ItemSource for MemPages {
 }
 
 impl MemPages {
-    /// Lays out an in-memory graph as element pages the way a build does (nodes in id
-    /// order, packed until a page's `capacity` bytes are used); returns the pages and
+    /// Lays out an in-memory graph as element pages the way a build does (nodes in
+    /// `order`, packed until a page's `capacity` bytes are used); returns the pages and
     /// each node's page id. `code(id)` is node `id`'s code.
     pub fn from_graph(
         graph: &InMemoryGraph,
+        order: &[u32],
         shape: ElementShape,
         capacity: usize,
         code: impl Fn(u32) -> Vec<u8>,
     ) -> (MemPages, Vec<u32>) {
         let mut pages: Vec<Vec<Vec<u8>>> = vec![Vec::new(), Vec::new()];
         let mut used = 0usize;
-        let mut location = Vec::with_capacity(graph.len());
-        for id in 0..graph.len() as u32 {
+        let mut location = vec![super::pages::INVALID_NODE; graph.len()];
+        for &id in order {
             let need = shape.size(graph.level(id)).div_ceil(8) * 8 + 4;
             let last = pages.len() - 1;
             if !pages[last].is_empty() && (used + need > capacity || pages[last].len() == 255) {
@@ -179,9 +186,9 @@ impl MemPages {
             let block = pages.len() as u32 - 1;
             let page = pages.last_mut().expect("a page");
             page.push(vec![0u8; shape.size(graph.level(id))]);
-            location.push(super::pages::node_id(block, page.len() as u16));
+            location[id as usize] = super::pages::node_id(block, page.len() as u16);
         }
-        for id in 0..graph.len() as u32 {
+        for &id in order {
             let level = graph.level(id);
             let (block, offset) = node_location(location[id as usize]);
             let item = &mut pages[block as usize][offset as usize - 1];
@@ -229,15 +236,161 @@ impl<S: ItemSource> SearchGraph for ElementGraph<'_, S> {
 
     /// One node's estimated distance.
     fn distance(&mut self, id: u32) -> f32 {
-        self.distances += 1;
         let mut out = Vec::with_capacity(1);
-        read_distances(
-            &mut self.source,
-            self.shape,
-            &self.estimator,
-            &[id],
-            &mut out,
-        );
+        self.distances(&[id], &mut out);
         out[0]
+    }
+
+    /// Estimated distances of a batch, nodes sharing a page read in one access.
+    fn distances(&mut self, ids: &[u32], out: &mut Vec<f32>) {
+        self.distances += ids.len() as u64;
+        read_distances(&mut self.source, self.shape, &self.estimator, ids, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datagen::embeddings_like;
+    use crate::distance::{self, Metric};
+    use crate::graph::{knn_search, locality_order, HnswParams};
+    use crate::quant::{Quantizer, QuantizerConfig, QuantizerKind};
+
+    const DIMS: usize = 16;
+
+    /// A 1500-node graph over exact f32 codes, its quantizer and the data.
+    fn graph() -> (InMemoryGraph, Quantizer, Vec<f32>) {
+        let base = embeddings_like(1500, DIMS, 3);
+        let row = |id: u32| &base[id as usize * DIMS..(id as usize + 1) * DIMS];
+        let graph = InMemoryGraph::build(
+            1500,
+            HnswParams::new(8, 32),
+            5,
+            |a, b| distance::l2_squared(row(a), row(b)),
+            |_| {},
+        );
+        let config = QuantizerConfig {
+            kind: QuantizerKind::None,
+            ..QuantizerConfig::default()
+        };
+        let quantizer = Quantizer::train(&config, DIMS, &base).expect("train");
+        (graph, quantizer, base)
+    }
+
+    /// Lays `graph` out in `order` with f32 codes.
+    fn pages(
+        graph: &InMemoryGraph,
+        quantizer: &Quantizer,
+        base: &[f32],
+        order: &[u32],
+    ) -> (MemPages, Vec<u32>, ElementShape) {
+        let shape = ElementShape {
+            m: 8,
+            code_len: quantizer.code_len(),
+            dims: DIMS,
+            float16_copy: false,
+        };
+        let (pages, location) = MemPages::from_graph(graph, order, shape, 8160, |id| {
+            quantizer.encode_to_vec(&base[id as usize * DIMS..(id as usize + 1) * DIMS])
+        });
+        (pages, location, shape)
+    }
+
+    #[test]
+    fn batch_reads_each_page_once_and_keeps_positions() {
+        let (g, q, base) = graph();
+        let order: Vec<u32> = (0..g.len() as u32).collect();
+        let (mut mem, location, shape) = pages(&g, &q, &base, &order);
+        // nodes 0, 1 and 2 share block 1; node 1499 is on a later block
+        let ids = [location[2], location[1499], location[0], location[1]];
+        assert_eq!(node_location(location[0]).0, node_location(location[2]).0);
+        assert_ne!(
+            node_location(location[0]).0,
+            node_location(location[1499]).0
+        );
+        let query = &base[..DIMS];
+        let estimator = q.estimator(query, Metric::L2);
+        let mut out = Vec::new();
+        read_distances(&mut mem, shape, &estimator, &ids, &mut out);
+        assert_eq!(mem.accesses, 2);
+        for (position, node) in [2u32, 1499, 0, 1].into_iter().enumerate() {
+            let row = &base[node as usize * DIMS..(node as usize + 1) * DIMS];
+            assert_eq!(out[position], distance::l2_squared(query, row), "{node}");
+        }
+        assert_eq!(out[2], 0.0);
+    }
+
+    #[test]
+    fn page_search_equals_in_memory_search_in_every_placement() {
+        let (g, q, base) = graph();
+        let per_page = 8160
+            / (ElementShape {
+                m: 8,
+                code_len: 4 * DIMS,
+                dims: DIMS,
+                float16_copy: false,
+            }
+            .size(0)
+                + 12);
+        for order in [
+            (0..g.len() as u32).collect::<Vec<u32>>(),
+            locality_order(&g, per_page),
+        ] {
+            let (mut mem, location, shape) = pages(&g, &q, &base, &order);
+            for query in embeddings_like(20, DIMS, 9).chunks_exact(DIMS) {
+                let mut searcher = g.searcher(|id| {
+                    distance::l2_squared(query, &base[id as usize * DIMS..(id as usize + 1) * DIMS])
+                });
+                let want: Vec<u32> = knn_search(&mut searcher, 20)
+                    .iter()
+                    .map(|c| location[c.id as usize])
+                    .collect();
+                let (entry, level) = g.entry_point().expect("entry");
+                let mut paged = ElementGraph {
+                    source: &mut mem,
+                    shape,
+                    entry: Some((location[entry as usize], level)),
+                    estimator: q.estimator(query, Metric::L2),
+                    distances: 0,
+                };
+                let got: Vec<u32> = knn_search(&mut paged, 20).iter().map(|c| c.id).collect();
+                assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn locality_order_is_a_permutation_that_shares_pages_among_neighbours() {
+        let (g, q, base) = graph();
+        let shape = ElementShape {
+            m: 8,
+            code_len: 4 * DIMS,
+            dims: DIMS,
+            float16_copy: false,
+        };
+        let per_page = 8160 / (shape.size(0).div_ceil(8) * 8 + 4);
+        let order = locality_order(&g, per_page);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..g.len() as u32).collect::<Vec<u32>>());
+        // distinct pages holding a node's layer-0 neighbours, summed over all nodes
+        let pages_touched = |order: &[u32]| {
+            let (_, location, _) = pages(&g, &q, &base, order);
+            (0..g.len() as u32)
+                .map(|id| {
+                    let mut blocks: Vec<u32> = g
+                        .neighbor_slice(id, 0)
+                        .iter()
+                        .map(|&n| node_location(location[n as usize]).0)
+                        .collect();
+                    blocks.sort_unstable();
+                    blocks.dedup();
+                    blocks.len()
+                })
+                .sum::<usize>()
+        };
+        let by_id = pages_touched(&(0..g.len() as u32).collect::<Vec<u32>>());
+        let local = pages_touched(&order);
+        assert!(local * 2 < by_id, "locality {local} vs id order {by_id}");
     }
 }

@@ -94,17 +94,22 @@ impl SearchGraph for PageGraph<'_> {
 
     /// The node's estimated distance (a tombstone reached through a stale link: infinity).
     fn distance(&mut self, id: u32) -> f32 {
-        self.distances += 1;
         let mut out = Vec::with_capacity(1);
-        let ids = [id];
+        self.distances(&[id], &mut out);
+        out[0]
+    }
+
+    /// Estimated distances of a batch: nodes that share a page are read under one pin
+    /// and share lock of it (still one page locked at a time).
+    fn distances(&mut self, ids: &[u32], out: &mut Vec<f32>) {
+        self.distances += ids.len() as u64;
         read_distances(
             &mut BufferItems(self.index),
             self.shape,
             &self.estimator,
-            &ids,
-            &mut out,
+            ids,
+            out,
         );
-        out[0]
     }
 }
 
