@@ -770,10 +770,7 @@ fn ensure_table(ctx: &Ctx, table: &str, typ: &str, ds: &Dataset) -> Result<()> {
 fn ensure_sq8_table(ctx: &Ctx, ds: &Dataset) -> Result<()> {
     let mut c = ctx.connect()?;
     let have: Option<String> = c
-        .query_one(
-            "SELECT obj_description(to_regclass('vqb_s'), 'pg_class')",
-            &[],
-        )?
+        .query_one("SELECT obj_description(to_regclass('vqb_s'), 'pg_class')", &[])?
         .get(0);
     if have.as_deref() == Some(ds.fingerprint.as_str()) {
         println!("table vqb_s already holds this dataset: reusing it");
@@ -783,10 +780,7 @@ fn ensure_sq8_table(ctx: &Ctx, ds: &Dataset) -> Result<()> {
     // One statement per call: VACUUM cannot run inside a multi-statement batch.
     for sql in [
         "DROP TABLE IF EXISTS vqb_s".to_string(),
-        format!(
-            "CREATE TABLE vqb_s (id int4 NOT NULL, v sq8vector({}))",
-            ds.dims
-        ),
+        format!("CREATE TABLE vqb_s (id int4 NOT NULL, v sq8vector({}))", ds.dims),
         "INSERT INTO vqb_s SELECT id, v FROM vqb_q".to_string(),
         "VACUUM (ANALYZE) vqb_s".to_string(),
         "CHECKPOINT".to_string(),
