@@ -6,9 +6,13 @@
 //! Timing is the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, through `iter_custom`), so
 //! other processes competing for the cores inflate it far less than wall time would.
 //! Reported: criterion "elements" = estimated distances (visits), so 1e9 / throughput is
-//! the per-visit cost in ns (also printed directly, best of 5 runs); printed once per ef: page accesses per query (each one a
-//! buffer pin and share lock in Postgres, which this bench cannot time) and recall@10 of
-//! the beam's code order against exact search, so speed is never read without quality.
+//! the per-visit cost in ns (also printed directly, best of 5 runs). Each ef runs twice:
+//! `per_node` reads every node in its own page access (the scan before batching),
+//! `grouped` reads a batch of fresh neighbours one page at a time (the scan now), over
+//! pages in build (id) order and in `locality_order`. Printed once per variant: page
+//! accesses per query (each one a buffer pin and share lock in Postgres, which this bench
+//! cannot time) and recall@10 of the beam's code order against exact search, so speed is
+//! never read without quality.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -18,7 +22,9 @@ use vectorize_quant::am::element_graph::{ElementGraph, MemPages};
 use vectorize_quant::am::pages::ElementShape;
 use vectorize_quant::datagen::{embeddings_like, exact_knn, queries_like, recall_at};
 use vectorize_quant::distance::{self, Metric};
-use vectorize_quant::graph::{HnswParams, InMemoryGraph, ResumableSearch};
+use vectorize_quant::graph::{
+    locality_order, HnswParams, InMemoryGraph, ResumableSearch, SearchGraph,
+};
 use vectorize_quant::quant::{Quantizer, QuantizerConfig, QuantizerKind};
 
 const DIMS: usize = 384;
@@ -38,8 +44,9 @@ struct Fixture {
     truth: Vec<Vec<u32>>,
 }
 
-/// Builds the graph (m 16, ef_construction 64, exact L2) and lays out its sq8 elements.
-fn fixture() -> Fixture {
+/// Builds the graph (m 16, ef_construction 64, exact L2) and lays out its sq8 elements
+/// in id order (as a build places them) or in `locality_order`.
+fn fixture(locality: bool) -> Fixture {
     let base = embeddings_like(POINTS, DIMS, 31);
     let queries = queries_like(QUERIES, DIMS, 31);
     let row = |id: u32| &base[id as usize * DIMS..(id as usize + 1) * DIMS];
@@ -62,7 +69,13 @@ fn fixture() -> Fixture {
         dims: DIMS,
         float16_copy: false,
     };
-    let (pages, location) = MemPages::from_graph(&graph, shape, PAGE_CAPACITY, |id| {
+    let order: Vec<u32> = if locality {
+        let per_page = PAGE_CAPACITY / (shape.size(0).div_ceil(8) * 8 + 4);
+        locality_order(&graph, per_page)
+    } else {
+        (0..POINTS as u32).collect()
+    };
+    let (pages, location) = MemPages::from_graph(&graph, &order, shape, PAGE_CAPACITY, |id| {
         quantizer.encode_to_vec(row(id))
     });
     let (entry, level) = graph.entry_point().expect("non-empty graph");
@@ -89,9 +102,32 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Runs every query as a scan's first beam at `ef`; returns the beams' page ids and the
-/// distances computed.
-fn run(f: &mut Fixture, ef: usize) -> (Vec<Vec<u32>>, u64) {
+/// A graph read one node per page access (the scan before batches were grouped by page):
+/// forwards everything but `distances`, which falls back to one `distance` per node.
+struct PerNode<'g, G>(&'g mut G);
+
+impl<G: SearchGraph> SearchGraph for PerNode<'_, G> {
+    type Id = G::Id;
+
+    /// Forwards.
+    fn entry_point(&mut self) -> Option<(G::Id, usize)> {
+        self.0.entry_point()
+    }
+
+    /// Forwards.
+    fn neighbors(&mut self, id: G::Id, layer: usize, out: &mut Vec<G::Id>) {
+        self.0.neighbors(id, layer, out)
+    }
+
+    /// Forwards.
+    fn distance(&mut self, id: G::Id) -> f32 {
+        self.0.distance(id)
+    }
+}
+
+/// Runs every query as a scan's first beam at `ef` (each node read in its own page access
+/// when `per_node`); returns the beams' page ids and the distances computed.
+fn run(f: &mut Fixture, ef: usize, per_node: bool) -> (Vec<Vec<u32>>, u64) {
     let mut visits = 0;
     let mut beams = Vec::with_capacity(QUERIES);
     for query in f.queries.chunks_exact(DIMS) {
@@ -102,64 +138,89 @@ fn run(f: &mut Fixture, ef: usize) -> (Vec<Vec<u32>>, u64) {
             estimator: f.quantizer.estimator(query, Metric::L2),
             distances: 0,
         };
-        let mut search = ResumableSearch::start(&mut graph, ef);
-        let beam = search.next_batch(&mut graph, ef);
+        let beam = if per_node {
+            let mut graph = PerNode(&mut graph);
+            let mut search = ResumableSearch::start(&mut graph, ef);
+            search.next_batch(&mut graph, ef)
+        } else {
+            let mut search = ResumableSearch::start(&mut graph, ef);
+            search.next_batch(&mut graph, ef)
+        };
         visits += graph.distances;
         beams.push(beam.iter().map(|c| c.id).collect());
     }
     (beams, visits)
 }
 
-/// Per-visit cost of the scan's hot loop at ef 40 and 100.
+/// Per-visit cost of the scan's hot loop at ef 40 and 100, pages in build order.
 fn bench_scan(c: &mut Criterion) {
-    let mut f = fixture();
-    let mut group = c.benchmark_group("scan_hot_loop_sq8_20k_x_384");
+    bench_placement(c, false);
+}
+
+/// The same with pages in `locality_order`.
+fn bench_scan_locality(c: &mut Criterion) {
+    bench_placement(c, true);
+}
+
+/// Per-visit cost at ef 40 and 100 for one page placement.
+fn bench_placement(c: &mut Criterion, locality: bool) {
+    let mut f = fixture(locality);
+    let name = if locality {
+        "scan_hot_loop_sq8_20k_x_384_locality"
+    } else {
+        "scan_hot_loop_sq8_20k_x_384"
+    };
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(6));
     for ef in [40usize, 100] {
-        f.pages.accesses = 0;
-        let (beams, visits) = run(&mut f, ef);
-        let accesses = f.pages.accesses;
-        let page_of: std::collections::HashMap<u32, u32> = f
-            .location
-            .iter()
-            .enumerate()
-            .map(|(id, &at)| (at, id as u32))
-            .collect();
-        let got: Vec<Vec<u32>> = beams
-            .iter()
-            .map(|b| b.iter().take(10).map(|at| page_of[at]).collect())
-            .collect();
-        let best = (0..5)
-            .map(|_| {
+        // Both read patterns, runs alternating so machine noise hits both alike.
+        let mut best = [Duration::MAX; 2];
+        for _ in 0..5 {
+            for (slot, per_node) in [(0, true), (1, false)] {
                 let start = thread_cpu();
-                black_box(run(&mut f, ef));
-                thread_cpu() - start
-            })
-            .min()
-            .expect("five runs");
-        eprintln!(
-            "ef={ef}: {:.1} visits/query, {:.1} page accesses/query, code-order recall@10 {:.4}, \
-             {:.1} ns/visit (CPU, best of 5)",
-            visits as f64 / QUERIES as f64,
-            accesses as f64 / QUERIES as f64,
-            recall_at(10, &f.truth, &got),
-            best.as_nanos() as f64 / visits as f64
-        );
-        group.throughput(Throughput::Elements(visits));
-        group.bench_function(format!("ef{ef}"), |b| {
-            b.iter_custom(|iters| {
-                let start = thread_cpu();
-                for _ in 0..iters {
-                    black_box(run(&mut f, ef));
-                }
-                thread_cpu() - start
-            })
-        });
+                black_box(run(&mut f, ef, per_node));
+                best[slot] = best[slot].min(thread_cpu() - start);
+            }
+        }
+        for (slot, per_node) in [(0, true), (1, false)] {
+            let variant = if per_node { "per_node" } else { "grouped" };
+            f.pages.accesses = 0;
+            let (beams, visits) = run(&mut f, ef, per_node);
+            let accesses = f.pages.accesses;
+            let page_of: std::collections::HashMap<u32, u32> = f
+                .location
+                .iter()
+                .enumerate()
+                .map(|(id, &at)| (at, id as u32))
+                .collect();
+            let got: Vec<Vec<u32>> = beams
+                .iter()
+                .map(|b| b.iter().take(10).map(|at| page_of[at]).collect())
+                .collect();
+            eprintln!(
+                "{name} ef={ef} {variant}: {:.1} visits/query, {:.1} page accesses/query, \
+                 code-order recall@10 {:.4}, {:.1} ns/visit (CPU, best of 5)",
+                visits as f64 / QUERIES as f64,
+                accesses as f64 / QUERIES as f64,
+                recall_at(10, &f.truth, &got),
+                best[slot].as_nanos() as f64 / visits as f64
+            );
+            group.throughput(Throughput::Elements(visits));
+            group.bench_function(format!("ef{ef}_{variant}"), |b| {
+                b.iter_custom(|iters| {
+                    let start = thread_cpu();
+                    for _ in 0..iters {
+                        black_box(run(&mut f, ef, per_node));
+                    }
+                    thread_cpu() - start
+                })
+            });
+        }
     }
     group.finish();
 }
 
-criterion_group!(benches, bench_scan);
+criterion_group!(benches, bench_scan, bench_scan_locality);
 criterion_main!(benches);
