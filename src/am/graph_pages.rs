@@ -8,6 +8,8 @@
 //! (`locks::wait_for_scans`), after the dropped node was linked from a covering one.
 
 use super::buffer::{raise_corrupt, PageRead, PageWrite};
+use super::element_graph::{read_distances, read_neighbors, ItemSource, PageItems};
+use super::pages::LayoutError;
 use super::pages::{node_location, set_neighbors, ElementRef, ElementShape, MetaPage, PageKind};
 use crate::graph::{prune_neighbor_list, Candidate, GraphWrite, SearchGraph};
 use crate::quant::{Estimator, Quantizer};
@@ -38,6 +40,30 @@ pub fn with_element<R>(
     }
 }
 
+/// Index pages read through the buffer manager: each page access pins and share-locks
+/// one page (`PageRead`) and releases it before the next.
+pub struct BufferItems(pub pg_sys::Relation);
+
+impl PageItems for PageRead {
+    /// The item bytes; a bad line pointer raises XX002.
+    fn item(&self, offset: u16) -> &[u8] {
+        PageRead::item(self, offset)
+    }
+}
+
+impl ItemSource for BufferItems {
+    /// Pins and share-locks graph page `block` while `f` reads it.
+    fn with_page(&mut self, block: u32, f: &mut dyn FnMut(&dyn PageItems)) {
+        let page = PageRead::new(self.0, block, PageKind::Graph);
+        f(&page);
+    }
+
+    /// Raises XX002 for the node's block.
+    fn corrupt(&self, id: u32, err: &LayoutError) -> ! {
+        raise_corrupt(self.0, node_location(id).0, err)
+    }
+}
+
 /// A query's view of the graph on pages: distances are quantized estimates.
 pub struct PageGraph<'q> {
     /// The index.
@@ -63,24 +89,29 @@ impl SearchGraph for PageGraph<'_> {
         self.entry
     }
 
+    /// Reads the node's list under its page's share lock.
     fn neighbors(&mut self, id: u32, layer: usize, out: &mut Vec<u32>) {
-        with_element(self.index, self.shape, id, |e| {
-            if layer <= e.level() {
-                out.extend(e.neighbors(layer));
-            }
-        });
+        read_neighbors(&mut BufferItems(self.index), self.shape, id, layer, out);
     }
 
+    /// The node's estimated distance (a tombstone reached through a stale link: infinity).
     fn distance(&mut self, id: u32) -> f32 {
-        self.distances += 1;
-        let estimator = &self.estimator;
-        with_element(self.index, self.shape, id, |e| {
-            if e.is_free() {
-                f32::INFINITY // a tombstone reached through a stale link
-            } else {
-                estimator.distance(e.code())
-            }
-        })
+        let mut out = Vec::with_capacity(1);
+        self.distances(&[id], &mut out);
+        out[0]
+    }
+
+    /// Estimated distances of a batch: nodes that share a page are read under one pin
+    /// and share lock of it (still one page locked at a time).
+    fn distances(&mut self, ids: &[u32], out: &mut Vec<f32>) {
+        self.distances += ids.len() as u64;
+        read_distances(
+            &mut BufferItems(self.index),
+            self.shape,
+            &self.estimator,
+            ids,
+            out,
+        );
     }
 }
 

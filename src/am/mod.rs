@@ -3,6 +3,7 @@
 //! - `options`: reloptions and GUCs        - `pages`: byte layout (Postgres-free)
 //! - `buffer`: page guards and GenericXLog  - `meta`: meta page, quantizer pages
 //! - `build`: ambuild / ambuildempty        - `graph_pages`: the graph over pages
+//! - `element_graph`: the scan's hot loop over any page store (Postgres-free)
 //! - `scan`: begin/rescan/gettuple/end      - `insert`: aminsert
 //! - `heap_values`: indexed values of heap rows (re-rank)
 //! - `pgvector_rerank`: re-rank distances of pgvector's `vector` / `halfvec` columns
@@ -19,6 +20,7 @@ pub mod buffer;
 pub mod build;
 pub mod check;
 pub mod cost;
+pub mod element_graph;
 pub mod graph_pages;
 pub mod heap_values;
 pub mod insert;

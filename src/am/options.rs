@@ -33,6 +33,21 @@ pub fn rerank_candidates(kind: crate::quant::QuantizerKind) -> usize {
         },
     }
 }
+/// `qhnsw.ef_search` default: the beam width the auto re-rank counts are tuned for.
+const DEFAULT_EF_SEARCH: usize = 40;
+
+/// Re-rank candidates of a search at beam width `ef`: an explicit
+/// `qhnsw.rerank_candidates` as set; auto scales the quantizer's count down with an
+/// ef_search below its default (40), so asking for less recall narrows both the beam
+/// and the re-rank (the beam is never narrower than the re-rank), and keeps it at or above.
+pub fn rerank_candidates_at(kind: crate::quant::QuantizerKind, ef: usize) -> usize {
+    let count = rerank_candidates(kind);
+    if RERANK_CANDIDATES.get() >= 0 || ef >= DEFAULT_EF_SEARCH {
+        return count;
+    }
+    (count * ef.max(1)).div_ceil(DEFAULT_EF_SEARCH)
+}
+
 /// Modes of `qhnsw.iterative_scan` (pgvector's `hnsw.iterative_scan` values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IterativeScan {

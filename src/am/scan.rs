@@ -1,7 +1,8 @@
 //! Index scans: greedy descent, then beam search at `qhnsw.ef_search` over codes
 //! (HNSW paper Algorithm 5 with Algorithm 2 on layer 0), exact re-rank of the best
-//! `qhnsw.rerank_candidates` from the heap or the in-index float16 copy, rows
-//! returned lazily in exact-distance order per batch.
+//! `qhnsw.rerank_candidates` (auto: scaled down with an ef_search below 40) from the
+//! heap or the in-index float16 copy, rows returned lazily in exact-distance order per
+//! batch.
 //!
 //! When the executor asks for more rows than one beam gave (a WHERE filter, a large
 //! LIMIT) and `qhnsw.iterative_scan` is not `off`, the search resumes where it stopped
@@ -24,7 +25,8 @@ use super::graph_pages::{shape_of, with_element, PageGraph};
 use super::heap_values::HeapValues;
 use super::meta::{index_vector_type, load_quantizer, read_meta};
 use super::options::{
-    rerank_candidates, scan_memory_limit, IterativeScan, EF_SEARCH, ITERATIVE_SCAN, MAX_SCAN_TUPLES,
+    rerank_candidates_at, scan_memory_limit, IterativeScan, EF_SEARCH, ITERATIVE_SCAN,
+    MAX_SCAN_TUPLES,
 };
 use super::pages::{MetaPage, RerankSource};
 use crate::distance::{self, Metric};
@@ -436,8 +438,10 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
         return false;
     };
     let query = state.query.as_ref().expect("query");
-    // The beam is at least as wide as the re-ranked set, so every re-ranked candidate comes from one search.
-    let ef = (EF_SEARCH.get().max(1) as usize).max(rerank_candidates(meta.quantizer));
+    // The beam is at least as wide as the re-ranked set, so every re-ranked candidate
+    // comes from one search; with auto re-ranking a lower ef_search narrows both.
+    let ef_search = EF_SEARCH.get().max(1) as usize;
+    let ef = ef_search.max(rerank_candidates_at(meta.quantizer, ef_search));
     let mut graph = PageGraph {
         index,
         shape: shape_of(meta),
@@ -484,7 +488,7 @@ fn rerank_next_chunk(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     let shape = shape_of(&meta);
     // SAFETY: plain read of the scan's relation.
     let index = unsafe { (*scan).indexRelation };
-    let rerank = rerank_candidates(meta.quantizer);
+    let rerank = rerank_candidates_at(meta.quantizer, EF_SEARCH.get().max(1) as usize);
     let exact = rerank > 0 && meta.rerank != RerankSource::None && !state.null_query;
     let take = if exact {
         rerank

@@ -23,6 +23,7 @@
 
 mod build;
 mod insert;
+mod locality;
 mod search;
 mod select;
 mod visited;
@@ -34,6 +35,7 @@ pub use build::{InMemoryGraph, InMemorySearch};
 pub use insert::{
     connect_back_link, insert_node, insert_node_with, prune_neighbor_list, VecGraph, VecGraphSearch,
 };
+pub use locality::locality_order;
 pub use search::{
     knn_search, knn_search_with, search_layer, search_layer_with, ResumableSearch, SearchScratch,
 };
@@ -117,6 +119,16 @@ pub trait SearchGraph {
 
     /// Distance from the current query to node `id`.
     fn distance(&mut self, id: Self::Id) -> f32;
+
+    /// Distances from the current query to each of `ids`, into `out` (cleared, same
+    /// order); storages override it to read nodes that share a page in one access.
+    fn distances(&mut self, ids: &[Self::Id], out: &mut Vec<f32>) {
+        out.clear();
+        for &id in ids {
+            let d = self.distance(id);
+            out.push(d);
+        }
+    }
 }
 
 /// Mutable access used by the generic insert.

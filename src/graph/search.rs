@@ -104,12 +104,15 @@ fn into_sorted_candidates<Id: Ord>(mut scored: Vec<Scored<Id>>) -> Vec<Candidate
 /// Tie-key salt of plain searches (knn_search, ResumableSearch).
 pub(crate) const SEARCH_SALT: u64 = 0;
 
-/// Reusable buffers for [`search_layer_with`]: the two heaps and the neighbour buffer.
+/// Reusable buffers for [`search_layer_with`]: the two heaps, the neighbour buffer and
+/// the batch of not-yet-visited neighbours with their distances.
 #[derive(Debug)]
 pub struct SearchScratch<Id> {
     candidates: BinaryHeap<Reverse<Scored<Id>>>,
     results: BinaryHeap<Scored<Id>>,
     pub(crate) neighbors: Vec<Id>,
+    fresh: Vec<Id>,
+    fresh_distances: Vec<f32>,
     /// Salt of the tie keys (0 for searches, the new node's hash during an insertion).
     pub(crate) tie_salt: u64,
 }
@@ -121,6 +124,8 @@ impl<Id: Ord> SearchScratch<Id> {
             candidates: BinaryHeap::new(),
             results: BinaryHeap::new(),
             neighbors: Vec::new(),
+            fresh: Vec::new(),
+            fresh_distances: Vec::new(),
             tie_salt: 0,
         }
     }
@@ -159,6 +164,8 @@ pub fn search_layer_with<G: SearchGraph, V: VisitedSet<G::Id>>(
         candidates,
         results,
         neighbors,
+        fresh,
+        fresh_distances,
         tie_salt,
     } = scratch;
     let salt = *tie_salt;
@@ -184,11 +191,11 @@ pub fn search_layer_with<G: SearchGraph, V: VisitedSet<G::Id>>(
         }
         neighbors.clear();
         g.neighbors(nearest.id, layer, neighbors);
-        for &neighbor in neighbors.iter() {
-            if !visited.insert(neighbor) {
-                continue;
-            }
-            let scored = Scored::new(g.distance(neighbor), neighbor, salt);
+        fresh.clear();
+        fresh.extend(neighbors.iter().copied().filter(|&n| visited.insert(n)));
+        g.distances(fresh, fresh_distances);
+        for (&neighbor, &distance) in fresh.iter().zip(fresh_distances.iter()) {
+            let scored = Scored::new(distance, neighbor, salt);
             let admit = match results.peek() {
                 Some(furthest) => results.len() < ef || scored < *furthest,
                 None => true,
@@ -216,13 +223,15 @@ pub(crate) fn greedy_descent<G: SearchGraph>(
     salt: u64,
 ) -> Scored<G::Id> {
     let mut current = start;
+    let mut distances = Vec::new();
     for layer in (bottom..=top).rev() {
         loop {
             neighbors.clear();
             g.neighbors(current.id, layer, neighbors);
+            g.distances(neighbors, &mut distances);
             let mut best = current;
-            for &neighbor in neighbors.iter() {
-                let scored = Scored::new(g.distance(neighbor), neighbor, salt);
+            for (&neighbor, &distance) in neighbors.iter().zip(distances.iter()) {
+                let scored = Scored::new(distance, neighbor, salt);
                 if scored < best {
                     best = scored;
                 }
@@ -282,6 +291,8 @@ pub struct ResumableSearch<Id> {
     /// The beam computed by `start`, handed out by the first `next_batch`.
     first_beam: Option<Vec<Candidate<Id>>>,
     neighbors: Vec<Id>,
+    fresh: Vec<Id>,
+    fresh_distances: Vec<f32>,
 }
 
 impl<Id: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug> ResumableSearch<Id> {
@@ -293,6 +304,8 @@ impl<Id: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug> ResumableSearch<Id
             unreturned: BinaryHeap::new(),
             first_beam: None,
             neighbors: Vec::new(),
+            fresh: Vec::new(),
+            fresh_distances: Vec::new(),
         };
         if let Some(entry) = descend_to_layer0(g, &mut search.neighbors) {
             search.visited.insert(entry.id);
@@ -336,7 +349,8 @@ impl<Id: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug> ResumableSearch<Id
         // A hashbrown set spends one control byte per bucket beside each id.
         self.visited.capacity() * (std::mem::size_of::<Id>() + 1)
             + (self.frontier.capacity() + self.unreturned.capacity()) * scored
-            + self.neighbors.capacity() * std::mem::size_of::<Id>()
+            + (self.neighbors.capacity() + self.fresh.capacity()) * std::mem::size_of::<Id>()
+            + self.fresh_distances.capacity() * std::mem::size_of::<f32>()
     }
 
     /// Estimated distance of the nearest node waiting to be expanded (None: nothing left
@@ -404,11 +418,17 @@ impl<Id: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug> ResumableSearch<Id
             self.frontier.pop();
             self.neighbors.clear();
             g.neighbors(nearest.id, 0, &mut self.neighbors);
-            for &neighbor in self.neighbors.iter() {
-                if !self.visited.insert(neighbor) {
-                    continue;
-                }
-                let scored = Scored::new(g.distance(neighbor), neighbor, SEARCH_SALT);
+            self.fresh.clear();
+            let visited = &mut self.visited;
+            self.fresh.extend(
+                self.neighbors
+                    .iter()
+                    .copied()
+                    .filter(|&n| visited.insert(n)),
+            );
+            g.distances(&self.fresh, &mut self.fresh_distances);
+            for (&neighbor, &distance) in self.fresh.iter().zip(self.fresh_distances.iter()) {
+                let scored = Scored::new(distance, neighbor, SEARCH_SALT);
                 self.frontier.push(Reverse(scored));
                 beam.push(scored);
                 if beam.len() > ef {

@@ -341,3 +341,36 @@ fn issue12_qhnsw_settings_prefix_is_reserved() {
     assert_eq!(text_of("SHOW qhnsw.ef_search"), "10");
     assert!(error_of("SET qhnsw.ef_search = 0").starts_with("22023:"));
 }
+
+/// Issue 14 (re-rank floor): with auto re-ranking a lower ef_search narrows the beam and
+/// the re-rank (one beam returns ef_search rows, not the quantizer's re-rank count), while
+/// an explicit qhnsw.rerank_candidates still widens the beam to itself.
+#[pg_test]
+fn issue14_lower_ef_search_narrows_beam_and_rerank() {
+    let dims = 16;
+    load_table("vq_floor", dims, &embeddings_like(2000, dims, 57));
+    Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+    Spi::run("SET LOCAL qhnsw.iterative_scan = off").unwrap();
+    let q = &scan_queries(dims, 58)[0];
+    let sql = format!("SELECT id FROM vq_floor ORDER BY v <-> {q} LIMIT 1000");
+    let rows = || Spi::get_one::<i64>(&format!("SELECT count(*) FROM ({sql}) s")).unwrap();
+    // (quantizer, auto re-rank count at ef_search 40, beam at ef_search 10)
+    for (quantizer, at_default, at_ten) in [("sq8", 40, 10), ("sq4", 60, 15), ("pq", 100, 25)] {
+        Spi::run(&format!(
+            "CREATE INDEX vq_floor_idx ON vq_floor USING qhnsw (v qvector_l2_ops) WITH (quantizer = '{quantizer}')"
+        ))
+        .unwrap();
+        Spi::run("RESET qhnsw.ef_search").unwrap();
+        assert_eq!(rows(), Some(at_default), "{quantizer} at the default ef_search");
+        Spi::run("SET LOCAL qhnsw.ef_search = 10").unwrap();
+        assert_eq!(rows(), Some(at_ten), "{quantizer} at ef_search 10");
+        // every row of the narrow beam is still re-ranked: exact distances, in order
+        let d = scan_distances(&format!("SELECT v <-> {q} AS d FROM vq_floor ORDER BY v <-> {q} LIMIT 1000"));
+        assert_eq!(d.len(), at_ten as usize, "{quantizer}");
+        assert!(d.windows(2).all(|w| w[0] <= w[1]), "{quantizer}: {d:?}");
+        Spi::run("SET LOCAL qhnsw.rerank_candidates = 30").unwrap();
+        assert_eq!(rows(), Some(30), "{quantizer}: an explicit re-rank count keeps its beam");
+        Spi::run("RESET qhnsw.rerank_candidates").unwrap();
+        Spi::run("DROP INDEX vq_floor_idx").unwrap();
+    }
+}

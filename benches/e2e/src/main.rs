@@ -129,6 +129,11 @@ pub struct Args {
     /// Keep the last index of every case instead of dropping it
     #[arg(long)]
     keep_indexes: bool,
+    /// Queries per block when a case's one-client pass alternates with the pgvector
+    /// baseline (hnsw on vector, else on halfvec), so machine noise hits both alike;
+    /// 0: no alternation
+    #[arg(long, default_value_t = 100)]
+    block: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -179,6 +184,20 @@ pub struct CaseResult {
     pub warnings: Vec<String>,
     /// 1-minute load average of the machine before and after the case.
     pub loadavg: String,
+    /// The baseline case whose queries alternated with this case's in blocks.
+    pub paired_with: Option<String>,
+    /// Per ef_search: QPS of this case and of the baseline over the same alternating blocks.
+    pub paired: Vec<Paired>,
+}
+
+/// One ef_search of a case measured in blocks alternating with the baseline's queries.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct Paired {
+    pub ef_search: u32,
+    /// QPS of the case over all its timed blocks (1 client).
+    pub qps: f64,
+    /// QPS of the baseline over the blocks interleaved with them.
+    pub baseline_qps: f64,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -512,7 +531,18 @@ fn main() -> Result<()> {
     let lib_mtime = library_mtime(&mut c);
     drop(c);
 
-    // ---- run
+    // ---- run: the baseline (pgvector hnsw on vector, else on halfvec) first; its index
+    // stays while the other cases run, which alternate query blocks with it.
+    let baseline = cases
+        .iter()
+        .find(|c| c.engine == Engine::PgvHnsw)
+        .or_else(|| cases.iter().find(|c| c.engine == Engine::PgvHalfvec))
+        .cloned()
+        .filter(|_| args.block > 0);
+    if let Some(b) = &baseline {
+        cases.sort_by_key(|c| c.id != b.id);
+    }
+    let mut baseline_ok = false;
     let mut results = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         println!(
@@ -523,7 +553,10 @@ fn main() -> Result<()> {
             case.create
         );
         let load0 = mem::loadavg();
-        let mut r = run_case(&ctx, case, &ds, metric, op);
+        let partner = baseline.as_ref().filter(|_| baseline_ok);
+        let mut r = run_case(&ctx, case, partner, &ds, metric, op);
+        let is_baseline = baseline.as_ref().is_some_and(|b| b.id == case.id);
+        baseline_ok |= is_baseline && r.error.is_none();
         r.loadavg = format!("{load0} -> {}", mem::loadavg());
         if let Ok(mut c) = ctx.connect() {
             let now = library_mtime(&mut c);
@@ -555,10 +588,15 @@ fn main() -> Result<()> {
             println!("    WARNING: {w}");
         }
         results.push(r);
-        if !args.keep_indexes {
+        if !args.keep_indexes && !is_baseline {
             if let Ok(mut c) = ctx.connect() {
                 let _ = c.batch_execute(&format!("DROP INDEX IF EXISTS {}", case.index));
             }
+        }
+    }
+    if let (Some(b), false) = (&baseline, args.keep_indexes) {
+        if let Ok(mut c) = ctx.connect() {
+            let _ = c.batch_execute(&format!("DROP INDEX IF EXISTS {}", b.index));
         }
     }
 
@@ -848,7 +886,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn run_case(ctx: &Ctx, case: &Case, ds: &Dataset, metric: Metric, op: &str) -> CaseResult {
+/// Builds a case's index and measures it (alternating with `baseline`'s index when given).
+fn run_case(
+    ctx: &Ctx,
+    case: &Case,
+    baseline: Option<&Case>,
+    ds: &Dataset,
+    metric: Metric,
+    op: &str,
+) -> CaseResult {
     let mut r = CaseResult {
         id: case.id.clone(),
         label: case.label.clone(),
@@ -864,14 +910,18 @@ fn run_case(ctx: &Ctx, case: &Case, ds: &Dataset, metric: Metric, op: &str) -> C
         error: None,
         warnings: Vec::new(),
         loadavg: String::new(),
+        paired_with: None,
+        paired: Vec::new(),
     };
     for attempt in 0..2 {
         r.error = None;
         r.points.clear();
+        r.paired.clear();
         let res = build(ctx, case, &mut r)
             .map_err(|e| format!("build: {e:#}"))
             .and_then(|_| {
-                search(ctx, case, ds, metric, op, &mut r).map_err(|e| format!("search: {e:#}"))
+                search(ctx, case, baseline, ds, metric, op, &mut r)
+                    .map_err(|e| format!("search: {e:#}"))
             });
         match res {
             Ok(()) => break,
@@ -993,15 +1043,44 @@ fn build(ctx: &Ctx, case: &Case, r: &mut CaseResult) -> Result<()> {
     Ok(())
 }
 
+/// Runs queries `range` on a prepared statement; returns the seconds it took.
+fn run_block(
+    c: &mut Client,
+    st: &postgres::Statement,
+    ds: &Dataset,
+    range: std::ops::Range<usize>,
+    pb: &indicatif::ProgressBar,
+) -> Result<f64> {
+    let t0 = Instant::now();
+    for i in range {
+        c.query(st, &[&VecParam(ds.query(i))])?;
+        pb.inc(1);
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
 fn search(
     ctx: &Ctx,
     case: &Case,
+    baseline: Option<&Case>,
     ds: &Dataset,
     metric: Metric,
     op: &str,
     r: &mut CaseResult,
 ) -> Result<()> {
     let args = &ctx.args;
+    // The baseline's index stays built while the other cases run: their one-client pass
+    // alternates blocks of queries with it.
+    let baseline = baseline.filter(|b| b.id != case.id && args.block > 0);
+    let mut base_conn = match baseline {
+        Some(_) => {
+            let mut c = ctx.connect()?;
+            c.batch_execute("SET jit = off")?;
+            Some(c)
+        }
+        None => None,
+    };
+    r.paired_with = baseline.map(|b| b.label.clone());
     let nclients = args.clients.max(1);
     let mut conns: Vec<Client> = (0..nclients)
         .map(|_| ctx.connect())
@@ -1050,7 +1129,13 @@ fn search(
         }
     }
     let reps = args.repeat.max(1);
-    let total = (args.warmup.min(nq) + reps * efs.len() * nq * (1 + nclients)) as u64;
+    let paired_queries = if baseline.is_some() {
+        reps * efs.len() * nq
+    } else {
+        0
+    };
+    let total =
+        (args.warmup.min(nq) + reps * efs.len() * nq * (1 + nclients) + paired_queries) as u64;
     let pb = bar(total, "queries");
     // Warm-up (untimed).
     {
@@ -1068,35 +1153,72 @@ fn search(
         for c in conns.iter_mut() {
             c.batch_execute(&set_sql(case, args, ef))?;
         }
-        // Pass 1: one client, all queries; gives recall and latency.
+        // Pass 1: one client, all queries; gives recall and latency. With a baseline, the
+        // queries go in blocks alternating with the baseline's (who goes first alternates too).
         pb.set_message(format!("ef_search {ef}, 1 client"));
+        let base_st = match (baseline, base_conn.as_mut()) {
+            (Some(b), Some(bc)) => {
+                bc.batch_execute(&set_sql(b, args, ef))?;
+                Some(bc.prepare(&query_sql(b, op, ds.dims, ef, args.bq_candidates))?)
+            }
+            _ => None,
+        };
+        let block = if base_st.is_some() {
+            args.block
+        } else {
+            nq.max(1)
+        };
+        let (mut case_secs, mut base_secs) = (0.0, 0.0);
         let c = &mut conns[0];
         let st = c.prepare(&sql)?;
         let mut best1: Option<(f64, Vec<f64>)> = None;
         let mut got = Vec::with_capacity(nq);
         for rep in 0..reps {
             let mut lat = Vec::with_capacity(nq);
-            let t0 = Instant::now();
-            for i in 0..nq {
-                let t = Instant::now();
-                let rows = c.query(&st, &[&VecParam(ds.query(i))])?;
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
-                if rep == 0 {
-                    got.push(
-                        rows.iter()
-                            .map(|row| row.get::<_, i32>(0))
-                            .collect::<Vec<i32>>(),
-                    );
+            let mut wall = 0.0;
+            for (bi, start) in (0..nq).step_by(block).enumerate() {
+                let end = (start + block).min(nq);
+                let base_first = bi % 2 == 1;
+                if let (true, Some(bs), Some(bc)) =
+                    (base_first, base_st.as_ref(), base_conn.as_mut())
+                {
+                    base_secs += run_block(bc, bs, ds, start..end, &pb)?;
                 }
-                pb.inc(1);
+                let t0 = Instant::now();
+                for i in start..end {
+                    let t = Instant::now();
+                    let rows = c.query(&st, &[&VecParam(ds.query(i))])?;
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    if rep == 0 {
+                        got.push(
+                            rows.iter()
+                                .map(|row| row.get::<_, i32>(0))
+                                .collect::<Vec<i32>>(),
+                        );
+                    }
+                    pb.inc(1);
+                }
+                wall += t0.elapsed().as_secs_f64();
+                if let (false, Some(bs), Some(bc)) =
+                    (base_first, base_st.as_ref(), base_conn.as_mut())
+                {
+                    base_secs += run_block(bc, bs, ds, start..end, &pb)?;
+                }
             }
-            let wall = t0.elapsed().as_secs_f64();
+            case_secs += wall;
             lat.sort_by(|a, b| a.total_cmp(b));
             if best1.as_ref().is_none_or(|(w, _)| wall < *w) {
                 best1 = Some((wall, lat));
             }
         }
         let (wall1, lat) = best1.unwrap();
+        if base_st.is_some() && case_secs > 0.0 && base_secs > 0.0 {
+            r.paired.push(Paired {
+                ef_search: ef,
+                qps: (reps * nq) as f64 / case_secs,
+                baseline_qps: (reps * nq) as f64 / base_secs,
+            });
+        }
         let recall = data::recall(ds, metric, K, &got);
         // Pass 2: N clients at once, each running every query from its own offset.
         pb.set_message(format!("ef_search {ef}, {nclients} clients"));

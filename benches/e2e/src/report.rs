@@ -195,6 +195,8 @@ pub fn markdown(run: &RunResult) -> String {
         let _ = writeln!(s);
     }
 
+    paired_table(&mut s, run);
+
     let _ = writeln!(s, "### Search sweep\n");
     let _ = writeln!(
         s,
@@ -375,4 +377,51 @@ pub fn plots(run: &RunResult, out: &Path) -> Result<()> {
         c.build_secs
     })?;
     Ok(())
+}
+
+/// The table of one-client QPS measured in blocks alternating with the baseline's queries.
+fn paired_table(s: &mut String, run: &RunResult) {
+    let paired: Vec<&CaseResult> = run.cases.iter().filter(|c| !c.paired.is_empty()).collect();
+    let Some(first) = paired.first() else {
+        return;
+    };
+    let base_label = first.paired_with.clone().unwrap_or_default();
+    let base = run.cases.iter().find(|c| c.label == base_label);
+    let _ = writeln!(
+        s,
+        "### Alternating query blocks against {base_label}, 1 client\n"
+    );
+    let _ = writeln!(
+        s,
+        "Each case's one-client pass ran in blocks alternating with the same queries on the baseline (who goes first alternates), so machine noise hits both alike; QPS are over all timed passes. The baseline's recall is from its own sweep at the same ef_search.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| case | ef_search | recall@10 | baseline recall@10 | QPS | baseline QPS (same blocks) | QPS ratio |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    for c in paired {
+        for p in &c.paired {
+            let recall = c
+                .points
+                .iter()
+                .find(|x| x.ef_search == p.ef_search)
+                .map(|x| x.recall);
+            let base_recall = base
+                .and_then(|b| b.points.iter().find(|x| x.ef_search == p.ef_search))
+                .map(|x| x.recall);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {} |",
+                c.label,
+                p.ef_search,
+                fmt_opt(recall, 3),
+                fmt_opt(base_recall, 3),
+                p.qps,
+                p.baseline_qps,
+                ratio(Some(p.qps), Some(p.baseline_qps))
+            );
+        }
+    }
+    let _ = writeln!(s);
 }
