@@ -105,3 +105,8 @@ start_vq_dashboard() {
     done
     log "dashboard: http://${listen}/  (REST API: http://${listen}/openapi.json; write token in ${tokenfile}; log ${VQ_HOME}/vq.log)"
 }
+
+# A private PostgreSQL build (e.g. a relocated copy per developer): VQ_PG_BIN / VQ_PG_CONFIG
+# override the system paths above for every script that sources this file.
+PG_BIN="${VQ_PG_BIN:-${PG_BIN}}"
+PG_CONFIG="${VQ_PG_CONFIG:-${PG_CONFIG}}"

@@ -3,6 +3,7 @@
 //! - `options`: reloptions and GUCs        - `pages`: byte layout (Postgres-free)
 //! - `buffer`: page guards and GenericXLog  - `meta`: meta page, quantizer pages
 //! - `build`: ambuild / ambuildempty        - `graph_pages`: the graph over pages
+//! - `bounded`: the build within maintenance_work_mem (codes in memory, then on-page inserts)
 //! - `scan`: begin/rescan/gettuple/end      - `insert`: aminsert
 //! - `heap_values`: indexed values of heap rows (re-rank)
 //! - `vacuum`: bulkdelete / cleanup         - `cost`: amcostestimate
@@ -14,6 +15,7 @@
 // functions rather than marking every caller `unsafe`.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod bounded;
 pub mod buffer;
 pub mod build;
 pub mod check;
