@@ -325,7 +325,7 @@ fn bounded_build_stays_within_maintenance_work_mem() {
     let mut c = config.connect(postgres::NoTls).unwrap();
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     c.batch_execute(&format!(
-        "SET maintenance_work_mem = '{MWM_MIB}MB'; SET max_parallel_maintenance_workers = 2"
+        "SET maintenance_work_mem = '{MWM_MIB}MB'; SET max_parallel_maintenance_workers = 2; SET statement_timeout = 0"
     ))
     .unwrap();
     let before = rss_anon_kib(pid).unwrap();
