@@ -31,8 +31,9 @@ use super::pages::{MetaPage, PageKind, RerankSource};
 use super::progress::{Phase, Progress};
 use super::threads::{notice, Workers};
 use crate::distance::Metric;
-use crate::quant::{Quantizer, QuantizerConfig, QuantizerKind};
+use crate::quant::{Estimator, Quantizer, QuantizerConfig, QuantizerKind};
 use crate::types::vector_type::VectorType;
+use parking_lot::Mutex;
 use pgrx::pg_sys;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
@@ -197,6 +198,53 @@ struct EncodeScan<'a> {
     inserted: usize,
     started: Instant,
     last_notice: Instant,
+}
+
+/// The construction distance over codes: an asymmetric estimator of the decoded first
+/// node, cached per worker thread (Algorithm 1 asks many distances from the node being
+/// inserted, and pruning many from one base node), so most calls decode nothing.
+struct CodeDistance<'q> {
+    quantizer: &'q Quantizer,
+    codes: &'q [u8],
+    metric: Metric,
+    slots: Vec<Mutex<Option<(u32, Estimator<'q>)>>>,
+}
+
+impl<'q> CodeDistance<'q> {
+    /// A distance over `codes` of `quantizer`, with `slots` thread caches.
+    fn new(quantizer: &'q Quantizer, codes: &'q [u8], metric: Metric, slots: usize) -> Self {
+        CodeDistance {
+            quantizer,
+            codes,
+            metric,
+            slots: (0..slots.max(1)).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// The code of node `id`.
+    fn code(&self, id: u32) -> &'q [u8] {
+        let len = self.quantizer.code_len();
+        &self.codes[id as usize * len..(id as usize + 1) * len]
+    }
+
+    /// Estimated distance between nodes `a` and `b` (symmetric: decode(a) against decode(b)).
+    fn distance(&self, a: u32, b: u32) -> f32 {
+        let last = self.slots.len() - 1;
+        let slot = rayon::current_thread_index().map_or(last, |i| i.min(last));
+        let mut cached = self.slots[slot].lock();
+        let (from, to) = match &*cached {
+            Some((id, _)) if *id == b => (b, a),
+            _ => (a, b),
+        };
+        if cached.as_ref().map(|(id, _)| *id) != Some(from) {
+            let mut row = vec![0f32; self.quantizer.dims()];
+            self.quantizer.decode(self.code(from), &mut row);
+            *cached = Some((from, self.quantizer.estimator(&row, self.metric)));
+        }
+        cached.as_ref().map_or(f32::INFINITY, |(_, estimator)| {
+            estimator.distance(self.code(to))
+        })
+    }
 }
 
 /// The quantizer the in-memory graph is built with, when not the index's own: sq8
@@ -421,22 +469,12 @@ fn flush(scan: &mut EncodeScan) {
     let (codes, build_codes, float16) = (&scan.codes, &scan.build_codes, &scan.float16);
     let dims = scan.dims;
     let (quantizer, builder) = (scan.quantizer, scan.builder);
-    let by_index = |a: u32, b: u32| {
-        let len = quantizer.code_len();
-        let code = |id: u32| &codes[id as usize * len..(id as usize + 1) * len];
-        quantizer.code_distance(metric, code(a), code(b))
+    let slots = build.workers.threads() + 1;
+    let by_codes = match builder {
+        Some(builder) => CodeDistance::new(builder, build_codes, metric, slots),
+        None => CodeDistance::new(quantizer, codes, metric, slots),
     };
-    let by_builder = |a: u32, b: u32| {
-        let builder = builder.expect("a construction quantizer");
-        let len = builder.code_len();
-        let code = |id: u32| &build_codes[id as usize * len..(id as usize + 1) * len];
-        builder.code_distance(metric, code(a), code(b))
-    };
-    let distance: &(dyn Fn(u32, u32) -> f32 + Sync) = if builder.is_some() {
-        &by_builder
-    } else {
-        &by_index
-    };
+    let distance = |a: u32, b: u32| by_codes.distance(a, b);
     let copy16 = |id: usize, out: &mut Vec<half::f16>| {
         out.clear();
         out.extend_from_slice(&float16[id * dims..(id + 1) * dims]);
@@ -446,7 +484,7 @@ fn flush(scan: &mut EncodeScan) {
         codes,
         float16: &copy16,
         unit_norm: scan.unit_norm,
-        distance,
+        distance: &distance,
     };
     let meta = link_and_write(
         build.index,
