@@ -1,7 +1,9 @@
 //! `ambuild` / `ambuildempty`: check the options against the column's dimensions, read
 //! the heap, train the quantizer on a bounded seeded sample, encode every row, build the
 //! HNSW graph in memory, then write meta, quantizer and packed graph pages and WAL-log
-//! them in one pass at the end (like pgvector's in-memory build).
+//! them in one pass at the end (like pgvector's in-memory build). When the rows do not fit
+//! maintenance_work_mem as float4, the heap scan keeps a training sample only and the
+//! memory-bounded build of `bounded.rs` takes over (codes in memory, then on-page inserts).
 //!
 //! Training, encoding and linking run on `max_parallel_maintenance_workers` threads
 //! ([`Workers`]; none: the backend thread alone), which never call Postgres and stop within
