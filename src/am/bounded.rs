@@ -20,9 +20,10 @@
 //! far the on-page inserts are.
 
 use super::build::{
-    check_quantizer_fits, check_row_dims, empty_meta, is_unit, item_pointer, link_and_write,
-    log_all_pages, must_add, normalize, put_meta_unlogged, start_staging, train_with,
-    write_new_page, EncodedRows, PageSink, BUILD_SEED, TRAINING_SAMPLE_ROWS,
+    check_quantizer_fits, check_row_dims, empty_meta, in_tuple_context, is_unit, item_pointer,
+    link_and_write, log_all_pages, must_add, normalize, put_meta_unlogged, start_staging,
+    train_with, tuple_context, write_new_page, EncodedRows, PageSink, BUILD_SEED,
+    TRAINING_SAMPLE_ROWS,
 };
 use super::insert::insert_built;
 use super::meta::relation_name;
@@ -195,6 +196,8 @@ struct EncodeScan<'a> {
     meta: MetaPage,
     /// Set once the in-memory graph is on pages: later rows are inserted.
     flushed: bool,
+    /// Reset after each tuple (build.rs `tuple_context`).
+    context: pg_sys::MemoryContext,
     inserted: usize,
     started: Instant,
     last_notice: Instant,
@@ -313,6 +316,7 @@ pub fn build_bounded(
         row: Vec::with_capacity(dims),
         meta,
         flushed: false,
+        context: tuple_context(),
         inserted: 0,
         started: Instant::now(),
         last_notice: Instant::now(),
@@ -378,6 +382,24 @@ unsafe extern "C-unwind" fn encode_row(
     values: *mut pg_sys::Datum,
     isnull: *mut bool,
     _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    // SAFETY: state is the &mut EncodeScan passed to table_index_build_scan.
+    let context = unsafe { (*(state as *mut EncodeScan)).context };
+    // SAFETY: the arguments are the callback's own, valid for this call.
+    in_tuple_context(context, || unsafe {
+        encode_one(tid, values, isnull, state)
+    });
+}
+
+/// [`encode_row`]'s work for one tuple.
+///
+/// # Safety
+/// The heap-scan callback's arguments: `state` is the &mut EncodeScan, one column.
+unsafe fn encode_one(
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
     state: *mut std::ffi::c_void,
 ) {
     // SAFETY: state is the &mut EncodeScan passed to table_index_build_scan; values/isnull have one column.

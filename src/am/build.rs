@@ -72,6 +72,38 @@ struct ScanState {
     limit: usize,
     /// Past `limit`: the memory-bounded build's training sample (the rows are dropped).
     sample: Option<Reservoir>,
+    /// Reset after each tuple ([`tuple_context`]).
+    context: pg_sys::MemoryContext,
+}
+
+/// A memory context for what one heap tuple allocates (its detoasted value above all),
+/// reset after each tuple: the heap scan calls back in the build's long-lived context, where
+/// a TOASTed or compressed value (rows past ~2 kB) would otherwise stay allocated for the
+/// whole build. Freed with its parent (the build's context).
+pub fn tuple_context() -> pg_sys::MemoryContext {
+    // SAFETY: a child of the current (build) memory context.
+    unsafe {
+        pg_sys::AllocSetContextCreateExtended(
+            pg_sys::CurrentMemoryContext,
+            c"qhnsw build tuple".as_ptr(),
+            0,
+            8 * 1024,
+            8 * 1024 * 1024,
+        )
+    }
+}
+
+/// Runs `f` in `context`, then switches back and resets `context`.
+pub fn in_tuple_context<R>(context: pg_sys::MemoryContext, f: impl FnOnce() -> R) -> R {
+    // SAFETY: context is a live memory context made by tuple_context for this build.
+    let previous = unsafe { pg_sys::MemoryContextSwitchTo(context) };
+    let result = f();
+    // SAFETY: as above; nothing allocated in it is used after the reset.
+    unsafe {
+        pg_sys::MemoryContextSwitchTo(previous);
+        pg_sys::MemoryContextReset(context);
+    }
+    result
 }
 
 /// Heap-scan callback: copies each non-NULL vector (normalised for cosine).
@@ -82,6 +114,24 @@ unsafe extern "C-unwind" fn collect_row(
     values: *mut pg_sys::Datum,
     isnull: *mut bool,
     _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    // SAFETY: state is the &mut ScanState passed to table_index_build_scan.
+    let context = unsafe { (*(state as *mut ScanState)).context };
+    // SAFETY: the arguments are the callback's own, valid for this call.
+    in_tuple_context(context, || unsafe {
+        collect_one(tid, values, isnull, state)
+    });
+}
+
+/// [`collect_row`]'s work for one tuple.
+///
+/// # Safety
+/// The heap-scan callback's arguments: `state` is the &mut ScanState, one column.
+unsafe fn collect_one(
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
     state: *mut std::ffi::c_void,
 ) {
     // SAFETY: state is the &mut ScanState passed to table_index_build_scan; values/isnull have one column.
@@ -614,6 +664,7 @@ pub unsafe extern "C-unwind" fn ambuild(
             .map(|kind| options_config(&opts, kind).code_len(dims)),
         limit: 0,
         sample: None,
+        context: tuple_context(),
     };
     // SAFETY: standard heap scan for index builds; the callback receives &mut scan.
     let heap_tuples = unsafe {
