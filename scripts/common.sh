@@ -153,3 +153,8 @@ install_citus() {
     PG_CONFIG="${pgc}" bash "${vendor}/build-citus.sh" ||
         log "WARNING: building Citus failed: the Citus test (tests/citus.rs) will be SKIPPED"
 }
+
+# A private PostgreSQL build (e.g. a relocated copy per developer): VQ_PG_BIN / VQ_PG_CONFIG
+# override the system paths above for every script that sources this file.
+PG_BIN="${VQ_PG_BIN:-${PG_BIN}}"
+PG_CONFIG="${VQ_PG_CONFIG:-${PG_CONFIG}}"

@@ -1,7 +1,9 @@
 //! `ambuild` / `ambuildempty`: check the options against the column's dimensions, read
 //! the heap, train the quantizer on a bounded seeded sample, encode every row, build the
 //! HNSW graph in memory, then write meta, quantizer and packed graph pages and WAL-log
-//! them in one pass at the end (like pgvector's in-memory build).
+//! them in one pass at the end (like pgvector's in-memory build). When the rows do not fit
+//! maintenance_work_mem as float4, the heap scan keeps a training sample only and the
+//! memory-bounded build of `bounded.rs` takes over (codes in memory, then on-page inserts).
 //!
 //! Training, encoding and linking run on `max_parallel_maintenance_workers` threads
 //! ([`Workers`]; none: the backend thread alone), which never call Postgres and stop within
@@ -9,6 +11,7 @@
 //! `pg_stat_progress_create_index` ([`Progress`]) meanwhile. A rebuild inside INSERT
 //! (staging conversion) runs on the backend thread only.
 
+use super::bounded::{build_bounded, BoundedBuild, Budget, Reservoir};
 use super::buffer::{add_item, block_count, init_page, PageWrite};
 use super::meta::{index_metric, index_opclass, relation_name, META_BLOCK};
 use super::options::{dims_problem, index_options, QhnswOptions};
@@ -61,6 +64,46 @@ pub struct Collected {
 struct ScanState {
     rows: Collected,
     progress: Progress,
+    /// The build's memory budget.
+    budget: Budget,
+    /// Code bytes per row of the configured quantizer (sq8's for 'auto'), once dims are known.
+    code_len: Option<usize>,
+    /// Most rows kept as float4 (set with the dimensions).
+    limit: usize,
+    /// Past `limit`: the memory-bounded build's training sample (the rows are dropped).
+    sample: Option<Reservoir>,
+    /// Reset after each tuple ([`tuple_context`]).
+    context: pg_sys::MemoryContext,
+}
+
+/// A memory context for what one heap tuple allocates (its detoasted value above all),
+/// reset after each tuple: the heap scan calls back in the build's long-lived context, where
+/// a TOASTed or compressed value (rows past ~2 kB) would otherwise stay allocated for the
+/// whole build. Freed with its parent (the build's context).
+pub fn tuple_context() -> pg_sys::MemoryContext {
+    // SAFETY: a child of the current (build) memory context.
+    unsafe {
+        pg_sys::AllocSetContextCreateExtended(
+            pg_sys::CurrentMemoryContext,
+            c"qhnsw build tuple".as_ptr(),
+            0,
+            8 * 1024,
+            8 * 1024 * 1024,
+        )
+    }
+}
+
+/// Runs `f` in `context`, then switches back and resets `context`.
+pub fn in_tuple_context<R>(context: pg_sys::MemoryContext, f: impl FnOnce() -> R) -> R {
+    // SAFETY: context is a live memory context made by tuple_context for this build.
+    let previous = unsafe { pg_sys::MemoryContextSwitchTo(context) };
+    let result = f();
+    // SAFETY: as above; nothing allocated in it is used after the reset.
+    unsafe {
+        pg_sys::MemoryContextSwitchTo(previous);
+        pg_sys::MemoryContextReset(context);
+    }
+    result
 }
 
 /// Heap-scan callback: copies each non-NULL vector (normalised for cosine).
@@ -71,6 +114,24 @@ unsafe extern "C-unwind" fn collect_row(
     values: *mut pg_sys::Datum,
     isnull: *mut bool,
     _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    // SAFETY: state is the &mut ScanState passed to table_index_build_scan.
+    let context = unsafe { (*(state as *mut ScanState)).context };
+    // SAFETY: the arguments are the callback's own, valid for this call.
+    in_tuple_context(context, || unsafe {
+        collect_one(tid, values, isnull, state)
+    });
+}
+
+/// [`collect_row`]'s work for one tuple.
+///
+/// # Safety
+/// The heap-scan callback's arguments: `state` is the &mut ScanState, one column.
+unsafe fn collect_one(
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
     state: *mut std::ffi::c_void,
 ) {
     // SAFETY: state is the &mut ScanState passed to table_index_build_scan; values/isnull have one column.
@@ -87,6 +148,10 @@ unsafe extern "C-unwind" fn collect_row(
         state.dims = value.len();
     }
     check_row_dims(state.dims, value.len());
+    if scan.limit == 0 {
+        let code_len = scan.code_len.unwrap_or(state.dims);
+        scan.limit = scan.budget.float_rows(state.dims, code_len).max(1);
+    }
     // SAFETY: tid points to a valid ItemPointerData.
     let tid = unsafe { item_pointer(&*tid) };
     let start = state.data.len();
@@ -96,7 +161,22 @@ unsafe extern "C-unwind" fn collect_row(
         state.skipped_zero += 1;
         return;
     }
+    if let Some(sample) = &mut scan.sample {
+        sample.offer(&state.data[start..]);
+        state.data.truncate(start);
+        if sample.seen.is_multiple_of(LOAD_REPORT_ROWS) {
+            scan.progress.done(sample.seen);
+        }
+        return;
+    }
     state.tids.push(tid);
+    if state.tids.len() > scan.limit {
+        // Too many rows for an in-memory build: keep a training sample only.
+        let data = std::mem::take(&mut state.data);
+        let capacity = scan.budget.sample_rows(state.dims);
+        scan.sample = Some(Reservoir::from_rows(data, state.dims, capacity));
+        state.tids = Vec::new();
+    }
     if state.tids.len().is_multiple_of(LOAD_REPORT_ROWS) {
         scan.progress.done(state.tids.len());
     }
@@ -191,7 +271,7 @@ pub fn train_quantizer(
 }
 
 /// Trains on `workers` (see [`train_rows`]), raising its error on the backend thread.
-fn train_with(
+pub(super) fn train_with(
     opts: &QhnswOptions,
     dims: usize,
     data: &[f32],
@@ -258,15 +338,15 @@ fn train_rows(
     Ok((quantizer, reason))
 }
 
-/// Builds the graph on `workers`, reporting linked nodes to progress and by NOTICE every 10 s.
+/// Builds the graph of `n` nodes on `workers` with the symmetric construction `distance`,
+/// reporting linked nodes to progress and by NOTICE every 10 s.
 fn build_graph(
-    collected: &Collected,
+    n: usize,
+    distance: &(dyn Fn(u32, u32) -> f32 + Sync),
     params: HnswParams,
     workers: &Workers,
     progress: Progress,
 ) -> InMemoryGraph {
-    let n = collected.tids.len();
-    let (dims, metric, data) = (collected.dims, collected.metric, &collected.data);
     progress.phase(Phase::Linking, n);
     let done = AtomicUsize::new(0);
     let started = Instant::now();
@@ -290,13 +370,7 @@ fn build_graph(
             n,
             params,
             BUILD_SEED,
-            |a, b| {
-                distance::metric_distance(
-                    metric,
-                    &data[a as usize * dims..(a as usize + 1) * dims],
-                    &data[b as usize * dims..(b as usize + 1) * dims],
-                )
-            },
+            distance,
             |count| done.store(count, Ordering::Relaxed),
             || stop.stopped(),
         )
@@ -418,7 +492,7 @@ pub enum PageSink {
 }
 
 /// Extends the index by one page of `kind` and `tag`, runs `fill` on it, and returns its block.
-fn write_new_page(
+pub(super) fn write_new_page(
     index: pg_sys::Relation,
     sink: PageSink,
     kind: PageKind,
@@ -454,7 +528,7 @@ fn write_new_page(
 }
 
 /// Overwrites the meta item of block 0 without WAL (build only: logged with the rest).
-fn put_meta_unlogged(index: pg_sys::Relation, meta: &MetaPage) {
+pub(super) fn put_meta_unlogged(index: pg_sys::Relation, meta: &MetaPage) {
     // SAFETY: block 0 exists (written first by the build); nobody else uses the index yet.
     unsafe {
         let buffer = pg_sys::ReadBufferExtended(
@@ -474,7 +548,7 @@ fn put_meta_unlogged(index: pg_sys::Relation, meta: &MetaPage) {
 }
 
 /// Adds an item to a page under construction, or ERRORs (sizes were planned).
-fn must_add(page: pg_sys::Page, bytes: &[u8]) -> u16 {
+pub(super) fn must_add(page: pg_sys::Page, bytes: &[u8]) -> u16 {
     add_item(page, bytes).unwrap_or_else(|| {
         raise(
             Code::ERRCODE_INTERNAL_ERROR,
@@ -520,7 +594,7 @@ pub fn new_build_id() -> u64 {
 }
 
 /// WAL-logs every page of the main fork (for permanent relations).
-fn log_all_pages(index: pg_sys::Relation) {
+pub(super) fn log_all_pages(index: pg_sys::Relation) {
     // SAFETY: index is open; log_newpage_range reads and logs its pages.
     unsafe {
         if (*(*index).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
@@ -532,7 +606,8 @@ fn log_all_pages(index: pg_sys::Relation) {
     }
 }
 
-/// Warns when the build's memory exceeds maintenance_work_mem (it still finishes in memory).
+/// Warns when an in-memory rebuild's memory exceeds maintenance_work_mem (it still finishes
+/// in memory; ambuild turns memory-bounded before that, see bounded.rs).
 fn check_memory(rows: &Collected, code_len: usize, m: usize) {
     let n = rows.tids.len();
     let bytes = rows.data.len() * 4 + n * (code_len + 16 + 4 * 3 * m);
@@ -571,6 +646,7 @@ pub unsafe extern "C-unwind" fn ambuild(
     }
     let progress = Progress::on();
     progress.phase(Phase::Loading, 0);
+    let threads = maintenance_workers();
     let mut scan = ScanState {
         rows: Collected {
             dims,
@@ -581,6 +657,14 @@ pub unsafe extern "C-unwind" fn ambuild(
             skipped_zero: 0,
         },
         progress,
+        budget: Budget::from_guc(opts.m, threads),
+        code_len: opts
+            .quantizer
+            .filter(|_| dims > 0)
+            .map(|kind| options_config(&opts, kind).code_len(dims)),
+        limit: 0,
+        sample: None,
+        context: tuple_context(),
     };
     // SAFETY: standard heap scan for index builds; the callback receives &mut scan.
     let heap_tuples = unsafe {
@@ -595,8 +679,14 @@ pub unsafe extern "C-unwind" fn ambuild(
             std::ptr::null_mut(),
         )
     };
+    let budget = scan.budget;
+    let sample = scan.sample.take();
     let collected = scan.rows;
-    progress.done(collected.tids.len());
+    progress.done(
+        sample
+            .as_ref()
+            .map_or(collected.tids.len(), |sample| sample.seen),
+    );
     if collected.skipped_zero > 0 {
         notice(|| {
             pgrx::notice!(
@@ -609,10 +699,25 @@ pub unsafe extern "C-unwind" fn ambuild(
     if dims == 0 && collected.dims > 0 {
         check_options_fit(&opts, collected.dims);
     }
+    if let Some(sample) = sample {
+        let workers = Workers::new(threads);
+        let build = BoundedBuild {
+            index,
+            opts: &opts,
+            metric,
+            vector_type,
+            workers: &workers,
+            progress,
+            budget,
+        };
+        let (heap_tuples, index_tuples) = build_bounded(&build, heap, index_info, sample);
+        drop(workers);
+        return build_result(heap_tuples, index_tuples);
+    }
     let workers = Workers::new(if collected.tids.is_empty() {
         0
     } else {
-        maintenance_workers()
+        threads
     });
     let mut meta = empty_meta(&opts, collected.dims, metric);
     let trained = (!collected.tids.is_empty()).then(|| {
@@ -647,12 +752,17 @@ pub unsafe extern "C-unwind" fn ambuild(
     drop(workers);
     put_meta_unlogged(index, &meta);
     log_all_pages(index);
+    build_result(heap_tuples, collected.tids.len())
+}
+
+/// A palloc'd IndexBuildResult.
+fn build_result(heap_tuples: f64, index_tuples: usize) -> *mut pg_sys::IndexBuildResult {
     // SAFETY: palloc a result struct for the caller.
     unsafe {
         let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>())
             as *mut pg_sys::IndexBuildResult;
         (*result).heap_tuples = heap_tuples;
-        (*result).index_tuples = collected.tids.len() as f64;
+        (*result).index_tuples = index_tuples as f64;
         result
     }
 }
@@ -754,30 +864,90 @@ pub fn write_graph_with(
     opts: &QhnswOptions,
     quantizer: &Quantizer,
     rows: &Collected,
-    mut meta: MetaPage,
+    meta: MetaPage,
     workers: &Workers,
     progress: Progress,
 ) -> MetaPage {
     let n = rows.tids.len();
     let dims = rows.dims;
-    let code_len = quantizer.code_len();
-    check_memory(rows, code_len, opts.m);
-    let shape = options_shape(opts, dims, code_len);
-    check_element_fits(
-        shape,
-        &format!(
-            "{dims} dimensions with quantizer '{}'",
-            quantizer.kind().name()
-        ),
-    );
+    check_memory(rows, quantizer.code_len(), opts.m);
+    check_quantizer_fits(opts, dims, quantizer);
     progress.phase(Phase::Encoding, n);
     let encoded = AtomicUsize::new(0);
     let (codes, unit_norm) = workers
         .run(&|| progress.done(encoded.load(Ordering::Relaxed)), |stop| {
             encode_rows(quantizer, &rows.data, dims, stop, &encoded)
         });
+    let (metric, data) = (rows.metric, &rows.data);
+    let row = |id: u32| &data[id as usize * dims..(id as usize + 1) * dims];
+    let distance = |a: u32, b: u32| distance::metric_distance(metric, row(a), row(b));
+    let float16 = |id: usize, out: &mut Vec<half::f16>| {
+        out.clear();
+        out.extend(row(id as u32).iter().map(|v| half::f16::from_f32(*v)));
+    };
+    let encoded = EncodedRows {
+        tids: &rows.tids,
+        codes: &codes,
+        float16: &float16,
+        unit_norm,
+        distance: &distance,
+    };
+    link_and_write(
+        index, sink, opts, quantizer, &encoded, meta, workers, progress,
+    )
+}
+
+/// Rows ready to link and write: heap TIDs, index codes, their float16 copies
+/// (`float16(id, out)`, used with rerank = float16), whether all have unit length, and
+/// the symmetric distance the graph is built with.
+pub struct EncodedRows<'a> {
+    /// Heap TIDs.
+    pub tids: &'a [(u32, u16)],
+    /// Index codes, `code_len` bytes per row.
+    pub codes: &'a [u8],
+    /// Writes row `id` as float16 into `out`.
+    pub float16: &'a (dyn Fn(usize, &mut Vec<half::f16>) + Sync),
+    /// Whether every row has unit length.
+    pub unit_norm: bool,
+    /// Construction distance between two rows.
+    pub distance: &'a (dyn Fn(u32, u32) -> f32 + Sync),
+}
+
+/// ERRORs (54000) unless elements of this quantizer's codes fit on a page.
+pub fn check_quantizer_fits(opts: &QhnswOptions, dims: usize, quantizer: &Quantizer) {
+    check_element_fits(
+        options_shape(opts, dims, quantizer.code_len()),
+        &format!(
+            "{dims} dimensions with quantizer '{}'",
+            quantizer.kind().name()
+        ),
+    );
+}
+
+/// Builds the graph of encoded rows in memory (on `workers`) and appends quantizer and
+/// graph pages (tagged with a new build id) after the current end of the index; returns
+/// the meta page describing them, which the caller writes.
+#[allow(clippy::too_many_arguments)]
+pub fn link_and_write(
+    index: pg_sys::Relation,
+    sink: PageSink,
+    opts: &QhnswOptions,
+    quantizer: &Quantizer,
+    rows: &EncodedRows,
+    mut meta: MetaPage,
+    workers: &Workers,
+    progress: Progress,
+) -> MetaPage {
+    let n = rows.tids.len();
+    let dims = quantizer.dims();
+    let code_len = quantizer.code_len();
+    let codes = rows.codes;
+    let unit_norm = rows.unit_norm;
+    let shape = options_shape(opts, dims, code_len);
+    check_quantizer_fits(opts, dims, quantizer);
     let graph = build_graph(
-        rows,
+        n,
+        rows.distance,
         HnswParams::new(opts.m, opts.ef_construction),
         workers,
         progress,
@@ -814,25 +984,23 @@ pub fn write_graph_with(
 
     let mut element = Vec::new();
     let mut neighbors = Vec::new();
+    let mut float16 = Vec::new();
     for range in &placement.pages {
         pgrx::check_for_interrupts!();
         let block = write_new_page(index, sink, PageKind::Graph, tag, |page| {
             for id in range.clone() {
                 let level = graph.level(id as u32);
                 element.resize(shape.size(level), 0);
-                let float16: Option<Vec<half::f16>> = shape.float16_copy.then(|| {
-                    rows.data[id * dims..(id + 1) * dims]
-                        .iter()
-                        .map(|v| half::f16::from_f32(*v))
-                        .collect()
-                });
+                if shape.float16_copy {
+                    (rows.float16)(id, &mut float16);
+                }
                 write_element(
                     &mut element,
                     shape,
                     level,
                     rows.tids[id],
                     &codes[id * code_len..(id + 1) * code_len],
-                    float16.as_deref(),
+                    shape.float16_copy.then_some(&float16[..]),
                 );
                 for layer in 0..=level {
                     neighbors.clear();

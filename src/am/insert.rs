@@ -84,6 +84,14 @@ fn insert_vector(index: pg_sys::Relation, value: Vec<f32>, tid: (u32, u16)) {
     insert_linked(index, meta, value, tid);
 }
 
+/// Inserts one row of a memory-bounded build (past the rows its in-memory graph holds)
+/// through the aminsert path of a trained index: WAL-logged page by page, like aminsert.
+pub fn insert_built(index: pg_sys::Relation, value: Vec<f32>, tid: (u32, u16)) {
+    let _update = locks::insert_lock(index);
+    let meta = read_meta(index);
+    insert_linked(index, meta, value, tid);
+}
+
 /// Staging-mode insert: initialises staging if needed, links the row, and converts the
 /// index to its configured quantizer once it holds STAGING_ROWS rows.
 fn insert_staged(index: pg_sys::Relation, value: Vec<f32>, tid: (u32, u16)) {

@@ -4,6 +4,7 @@
 //! - `buffer`: page guards and GenericXLog  - `meta`: meta page, quantizer pages
 //! - `build`: ambuild / ambuildempty        - `graph_pages`: the graph over pages
 //! - `element_graph`: the scan's hot loop over any page store (Postgres-free)
+//! - `bounded`: the build within maintenance_work_mem (codes in memory, then on-page inserts)
 //! - `scan`: begin/rescan/gettuple/end      - `insert`: aminsert
 //! - `heap_values`: indexed values of heap rows (re-rank)
 //! - `pgvector_rerank`: re-rank distances of pgvector's `vector` / `halfvec` columns
@@ -16,6 +17,7 @@
 // functions rather than marking every caller `unsafe`.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod bounded;
 pub mod buffer;
 pub mod build;
 pub mod check;

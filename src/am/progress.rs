@@ -18,6 +18,10 @@ pub enum Phase {
     Linking = 5,
     /// Writing the index pages: tuples_done counts written nodes.
     Writing = 6,
+    /// Memory-bounded build, second heap scan: rows read and encoded into memory.
+    LoadingCodes = 7,
+    /// Memory-bounded build past maintenance_work_mem: rows inserted into the on-page graph.
+    Inserting = 8,
 }
 
 /// Name of a build phase number, as `ambuildphasename` reports it.
@@ -29,6 +33,8 @@ pub fn phase_name(phase: i64) -> Option<&'static CStr> {
         4 => c"encoding vectors",
         5 => c"building graph",
         6 => c"writing index pages",
+        7 => c"loading tuples as codes (memory-bounded)",
+        8 => c"inserting tuples into the on-page graph (memory-bounded)",
         _ => return None,
     })
 }

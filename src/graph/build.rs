@@ -2,11 +2,14 @@
 //!
 //! Design:
 //! - Levels are drawn up front from a seeded ChaCha rng, so a build is reproducible.
-//! - While building, each node's lists sit behind their own `parking_lot::RwLock`;
-//!   every node is inserted with the generic Algorithm 1 ([`insert_node_with`])
-//!   through a [`GraphWrite`] view whose `add_back_link` does the
-//!   read-append-or-prune-write under the target's write lock (no lost updates).
-//!   Only one lock is held at a time, so there is no lock ordering to get wrong.
+//! - While building, the lists already sit in the final flat layout (below), as
+//!   `AtomicU32` slots guarded by striped `parking_lot::RwLock`s (node id modulo
+//!   [`LOCK_STRIPES`]): no per-node allocation, so a build takes about
+//!   `4 * (2m + 1) + 9` bytes per node and freezing reuses the same memory. Every node is
+//!   inserted with the generic Algorithm 1 ([`insert_node_with`]) through a [`GraphWrite`]
+//!   view whose `add_back_link` does the read-append-or-prune-write under the target's
+//!   write lock (no lost updates). Only one lock is held at a time, so there is no lock
+//!   ordering to get wrong.
 //! - The entry point sits behind a mutex. An insert reads it and releases it, except
 //!   when the new node's level is above the current top: then it keeps the mutex for
 //!   its whole insertion and publishes itself at the end (rare, ~log n times).
@@ -18,11 +21,11 @@
 //!   that has other incoming links), so a finished build is fully connected.
 //! - A build can be stopped ([`InMemoryGraph::build_until`]): `stop()` is checked before
 //!   every node and every repair, so a cancelled build ends within one insertion.
-//! - Once built, the lists are frozen into one flat `u32` array (per node: for each
-//!   layer a length word and `max_neighbors(layer)` slots), which is compact and
+//! - Once built, the slots are frozen in place into one flat `u32` array (per node: for
+//!   each layer a length word and `max_neighbors(layer)` slots), which is compact and
 //!   cache-friendly for searching and for writing index pages.
 
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering as AtomicOrdering};
 
 use parking_lot::{Mutex, RwLock};
 use rand::SeedableRng;
@@ -37,8 +40,97 @@ use super::{random_level, Candidate, GraphWrite, HnswParams, SearchGraph};
 /// How many inserted nodes between two progress reports.
 const PROGRESS_INTERVAL: usize = 1024;
 
-/// Per-node neighbour lists during the build: `[layer] -> list`.
-type LockedLinks = RwLock<Vec<Vec<u32>>>;
+/// Locks guarding the lists during a build (node id modulo this picks one).
+const LOCK_STRIPES: usize = 4096;
+
+/// Neighbour lists during the build: the frozen flat layout as atomics, with striped locks
+/// (the atomics are only touched under the node's stripe lock; Relaxed is enough).
+struct SharedLinks {
+    params: HnswParams,
+    levels: Vec<u8>,
+    offsets: Vec<usize>,
+    slots: Vec<AtomicU32>,
+    locks: Vec<RwLock<()>>,
+}
+
+impl SharedLinks {
+    /// Empty lists for nodes of the given levels.
+    fn new(params: HnswParams, levels: Vec<u8>) -> SharedLinks {
+        let mut offsets = Vec::with_capacity(levels.len() + 1);
+        let mut total = 0usize;
+        for &level in &levels {
+            offsets.push(total);
+            total += InMemoryGraph::block_len(&params, level as usize);
+        }
+        offsets.push(total);
+        let slots = (0..total).map(|_| AtomicU32::new(0)).collect();
+        let locks = (0..LOCK_STRIPES.min(levels.len().max(1)))
+            .map(|_| RwLock::new(()))
+            .collect();
+        SharedLinks {
+            params,
+            levels,
+            offsets,
+            slots,
+            locks,
+        }
+    }
+
+    /// Number of nodes.
+    fn len(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// The lock of node `id`'s lists.
+    fn lock(&self, id: u32) -> &RwLock<()> {
+        &self.locks[id as usize % self.locks.len()]
+    }
+
+    /// Index of the length word of `id`'s list on `layer` (None above its level).
+    fn start(&self, id: u32, layer: usize) -> Option<usize> {
+        (layer <= self.levels[id as usize] as usize)
+            .then(|| self.offsets[id as usize] + InMemoryGraph::layer_offset(&self.params, layer))
+    }
+
+    /// Appends the list to `out`; the caller holds the node's lock.
+    fn read_locked(&self, start: usize, out: &mut Vec<u32>) {
+        let count = self.slots[start].load(AtomicOrdering::Relaxed) as usize;
+        out.extend(
+            self.slots[start + 1..start + 1 + count]
+                .iter()
+                .map(|slot| slot.load(AtomicOrdering::Relaxed)),
+        );
+    }
+
+    /// Replaces the list (truncated to its capacity); the caller holds the node's write lock.
+    fn write_locked(&self, start: usize, layer: usize, list: &[u32]) {
+        let count = list.len().min(self.params.max_neighbors(layer));
+        for (slot, &id) in self.slots[start + 1..].iter().zip(&list[..count]) {
+            slot.store(id, AtomicOrdering::Relaxed);
+        }
+        self.slots[start].store(count as u32, AtomicOrdering::Relaxed);
+    }
+
+    /// Appends `id`'s list on `layer` to `out` under its read lock.
+    fn read(&self, id: u32, layer: usize, out: &mut Vec<u32>) {
+        if let Some(start) = self.start(id, layer) {
+            let _guard = self.lock(id).read();
+            self.read_locked(start, out);
+        }
+    }
+
+    /// Freezes the lists in place into the flat layout.
+    fn freeze(self, entry: Option<(u32, usize)>) -> InMemoryGraph {
+        let links = self.slots.into_iter().map(AtomicU32::into_inner).collect();
+        InMemoryGraph {
+            params: self.params,
+            entry,
+            levels: self.levels,
+            offsets: self.offsets,
+            links,
+        }
+    }
+}
 
 /// An HNSW graph held in memory, built in parallel with rayon (per-node locks on neighbour lists, Algorithm 1 for every node).
 #[derive(Clone, Debug)]
@@ -54,7 +146,7 @@ pub struct InMemoryGraph {
 
 /// The `GraphWrite` view used by one insertion during the build.
 struct BuildView<'s, D> {
-    links: &'s [LockedLinks],
+    links: &'s SharedLinks,
     distance: &'s D,
     /// The node being inserted.
     inserting: u32,
@@ -74,10 +166,7 @@ impl<D: Fn(u32, u32) -> f32> SearchGraph for BuildView<'_, D> {
 
     /// Copies the list under a read lock.
     fn neighbors(&mut self, id: u32, layer: usize, out: &mut Vec<u32>) {
-        let node = self.links[id as usize].read();
-        if let Some(list) = node.get(layer) {
-            out.extend_from_slice(list);
-        }
+        self.links.read(id, layer, out);
     }
 
     /// Distance from the node being inserted.
@@ -94,10 +183,10 @@ impl<D: Fn(u32, u32) -> f32> GraphWrite for BuildView<'_, D> {
 
     /// Replaces a list under the write lock.
     fn set_neighbors(&mut self, id: u32, layer: usize, neighbors: &[u32]) {
-        let mut node = self.links[id as usize].write();
-        let list = &mut node[layer];
-        list.clear();
-        list.extend_from_slice(neighbors);
+        if let Some(start) = self.links.start(id, layer) {
+            let _guard = self.links.lock(id).write();
+            self.links.write_locked(start, layer, neighbors);
+        }
     }
 
     /// Remembers the new entry point (published by the build loop, which holds the entry mutex).
@@ -115,35 +204,50 @@ impl<D: Fn(u32, u32) -> f32> GraphWrite for BuildView<'_, D> {
         max_neighbors: usize,
     ) {
         let pair_distance = self.distance;
-        let mut node = self.links[id as usize].write();
-        let list = &mut node[layer];
-        if list.contains(&new_neighbor) {
+        let links = self.links;
+        let Some(start) = links.start(id, layer) else {
+            return;
+        };
+        let capacity = max_neighbors.min(links.params.max_neighbors(layer));
+        let _guard = links.lock(id).write();
+        let count = links.slots[start].load(AtomicOrdering::Relaxed) as usize;
+        let list = &links.slots[start + 1..start + 1 + count];
+        if list
+            .iter()
+            .any(|slot| slot.load(AtomicOrdering::Relaxed) == new_neighbor)
+        {
             return;
         }
-        if list.len() < max_neighbors {
-            list.push(new_neighbor);
+        if count < capacity {
+            links.slots[start + 1 + count].store(new_neighbor, AtomicOrdering::Relaxed);
+            links.slots[start].store(count as u32 + 1, AtomicOrdering::Relaxed);
             return;
         }
+        let mut current = Vec::with_capacity(count);
+        links.read_locked(start, &mut current);
         let new = Candidate {
             id: new_neighbor,
             distance,
         };
-        *list = prune_neighbor_list(id, list, new, max_neighbors, pair_distance);
+        let pruned = prune_neighbor_list(id, &current, new, capacity, pair_distance);
+        links.write_locked(start, layer, &pruned);
     }
 }
 
 /// Marks in `reached` every node reachable over layer 0 from `start`, returning how many were newly marked.
-fn mark_reachable(locked: &[LockedLinks], start: u32, reached: &mut [bool]) -> usize {
+fn mark_reachable(locked: &SharedLinks, start: u32, reached: &mut [bool]) -> usize {
     if reached[start as usize] {
         return 0;
     }
     reached[start as usize] = true;
     let mut stack = vec![start];
     let mut marked = 0;
+    let mut list = Vec::new();
     while let Some(node) = stack.pop() {
         marked += 1;
-        let links = locked[node as usize].read();
-        for &neighbor in &links[0] {
+        list.clear();
+        locked.read(node, 0, &mut list);
+        for &neighbor in &list {
             if !reached[neighbor as usize] {
                 reached[neighbor as usize] = true;
                 stack.push(neighbor);
@@ -155,7 +259,7 @@ fn mark_reachable(locked: &[LockedLinks], start: u32, reached: &mut [bool]) -> u
 
 /// Links every node unreachable over layer 0 from its nearest reachable node (sequential, deterministic); gives up when `stop()`.
 fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
-    locked: &[LockedLinks],
+    locked: &SharedLinks,
     entry: (u32, usize),
     params: &HnswParams,
     distance: &D,
@@ -167,8 +271,11 @@ fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
         return;
     }
     let mut in_degree = vec![0u32; n];
-    for links in locked {
-        for &neighbor in &links.read()[0] {
+    let mut list = Vec::new();
+    for node in 0..n as u32 {
+        list.clear();
+        locked.read(node, 0, &mut list);
+        for &neighbor in &list {
             in_degree[neighbor as usize] += 1;
         }
     }
@@ -199,9 +306,13 @@ fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
         // Prefer a free slot in the nearest host that has one.
         let mut linked = false;
         for &host in &hosts {
-            let mut links = locked[host as usize].write();
-            if links[0].len() < capacity {
-                links[0].push(orphan);
+            let start = locked.start(host, 0).expect("every node has layer 0");
+            let _guard = locked.lock(host).write();
+            list.clear();
+            locked.read_locked(start, &mut list);
+            if list.len() < capacity {
+                list.push(orphan);
+                locked.write_locked(start, 0, &list);
                 linked = true;
                 break;
             }
@@ -209,8 +320,10 @@ fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
         // Otherwise replace, in the nearest host, the neighbour with the most incoming links.
         if !linked {
             for &host in &hosts {
-                let mut links = locked[host as usize].write();
-                let list = &mut links[0];
+                let start = locked.start(host, 0).expect("every node has layer 0");
+                let _guard = locked.lock(host).write();
+                list.clear();
+                locked.read_locked(start, &mut list);
                 let replaceable = list
                     .iter()
                     .enumerate()
@@ -220,6 +333,7 @@ fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
                 if let Some(slot) = replaceable {
                     in_degree[list[slot] as usize] -= 1;
                     list[slot] = orphan;
+                    locked.write_locked(start, 0, &list);
                     linked = true;
                     break;
                 }
@@ -263,16 +377,8 @@ impl InMemoryGraph {
         let levels: Vec<u8> = (0..n)
             .map(|_| random_level(&params, &mut rng) as u8)
             .collect();
-        let locked: Vec<LockedLinks> = levels
-            .iter()
-            .map(|&level| {
-                RwLock::new(
-                    (0..=level as usize)
-                        .map(|layer| Vec::with_capacity(params.max_neighbors(layer)))
-                        .collect(),
-                )
-            })
-            .collect();
+        let locked = SharedLinks::new(params, levels);
+        let levels = &locked.levels;
         let entry: Mutex<Option<(u32, usize)>> = Mutex::new(None);
         let done = AtomicUsize::new(0);
 
@@ -342,41 +448,7 @@ impl InMemoryGraph {
         if stop() {
             return None;
         }
-        let lists: Vec<Vec<Vec<u32>>> = locked.into_iter().map(RwLock::into_inner).collect();
-        Some(Self::freeze(params, entry, levels, &lists))
-    }
-
-    /// Packs per-node lists into the flat layout.
-    fn freeze(
-        params: HnswParams,
-        entry: Option<(u32, usize)>,
-        levels: Vec<u8>,
-        lists: &[Vec<Vec<u32>>],
-    ) -> InMemoryGraph {
-        let mut offsets = Vec::with_capacity(levels.len() + 1);
-        let mut total = 0usize;
-        for &level in &levels {
-            offsets.push(total);
-            total += Self::block_len(&params, level as usize);
-        }
-        offsets.push(total);
-        let mut links = vec![0u32; total];
-        for (node, node_lists) in lists.iter().enumerate() {
-            for (layer, list) in node_lists.iter().enumerate() {
-                let start = offsets[node] + Self::layer_offset(&params, layer);
-                let capacity = params.max_neighbors(layer);
-                let count = list.len().min(capacity);
-                links[start] = count as u32;
-                links[start + 1..start + 1 + count].copy_from_slice(&list[..count]);
-            }
-        }
-        InMemoryGraph {
-            params,
-            entry,
-            levels,
-            offsets,
-            links,
-        }
+        Some(locked.freeze(entry))
     }
 
     /// Words taken by a node of `level` in the flat layout.

@@ -474,6 +474,36 @@ pub fn copy_rows(c: &mut Client, table: &str, data: &Data, ids: impl Iterator<It
     w.finish().unwrap();
 }
 
+/// Binary COPY of rows `ids` (vectors from `data`) into `table (id bigint, v qvector)`:
+/// several times faster than text for large loads.
+pub fn copy_rows_binary(c: &mut Client, table: &str, data: &Data, ids: impl Iterator<Item = i64>) {
+    use std::io::Write;
+    let mut w = c
+        .copy_in(&format!("COPY {table} (id, v) FROM STDIN (FORMAT binary)"))
+        .unwrap();
+    let mut buf = b"PGCOPY\n\xff\r\n\0".to_vec();
+    buf.extend_from_slice(&[0u8; 8]);
+    for id in ids {
+        let v = data.row(id);
+        buf.extend_from_slice(&2i16.to_be_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&id.to_be_bytes());
+        buf.extend_from_slice(&((4 + 4 * v.len()) as i32).to_be_bytes());
+        buf.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        buf.extend_from_slice(&0u16.to_be_bytes());
+        for x in v {
+            buf.extend_from_slice(&x.to_bits().to_be_bytes());
+        }
+        if buf.len() > 1 << 20 {
+            w.write_all(&buf).unwrap();
+            buf.clear();
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    w.write_all(&buf).unwrap();
+    w.finish().unwrap();
+}
+
 pub fn create_index(c: &mut Client, table: &str, index: &str) {
     let t = Instant::now();
     c.batch_execute(&format!(
