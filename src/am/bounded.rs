@@ -77,11 +77,12 @@ impl Budget {
 
     /// Peak bytes per node of the in-memory graph (src/graph/build.rs): its flat lists
     /// (layer 0 and the expected upper layers), offsets and levels, the workers' visited
-    /// sets, the repair pass's marks and the page placement.
+    /// sets, the repair pass's marks and the page placement (locations, the locality
+    /// order, its two marks and its walk queue).
     pub fn graph_node_bytes(&self) -> usize {
         let m = self.m.max(2);
         let lists = 4 * (2 * m + 1) + (4 * (m + 1)).div_ceil(m - 1);
-        lists + 8 + 1 + 4 * (self.threads + 2) + 5 + 8
+        lists + 8 + 1 + 4 * (self.threads + 2) + 5 + 8 + 10
     }
 
     /// Bytes left for per-row data.

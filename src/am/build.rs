@@ -23,7 +23,7 @@ use super::progress::{Phase, Progress};
 use super::threads::{maintenance_workers, notice, Stop, Workers};
 use crate::distance::{self, Metric};
 use crate::fmgr::{raise, raise_hint};
-use crate::graph::{HnswParams, InMemoryGraph};
+use crate::graph::{locality_order, HnswParams, InMemoryGraph};
 use crate::quant::{FlatQuantizer, HalfQuantizer, Quantizer, QuantizerConfig, QuantizerKind};
 use crate::types::vector_type::VectorType;
 use pgrx::pg_sys;
@@ -411,9 +411,11 @@ fn encode_rows(
     (codes, unit_norm)
 }
 
-/// Where each node goes: (block, offset) per node, and the node ids per graph page.
+/// Where each node goes: (block, offset) per node, the nodes in page order, and each
+/// graph page's range of that order.
 struct Placement {
     location: Vec<(u32, u16)>,
+    order: Vec<u32>,
     pages: Vec<std::ops::Range<usize>>,
 }
 
@@ -458,28 +460,37 @@ fn element_fits(shape: ElementShape) -> bool {
         <= page_capacity()
 }
 
-/// Packs nodes in order into pages starting at `first_block`.
+/// Packs nodes into pages starting at `first_block`, layer-0 neighbourhoods together
+/// (graph::locality_order), so a scan reading a node's neighbours touches fewer pages.
 fn place(graph: &InMemoryGraph, shape: ElementShape, first_block: u32) -> Placement {
-    let mut location = Vec::with_capacity(graph.len());
+    let slot = |level: usize| {
+        shape.size(level).div_ceil(8) * 8 + std::mem::size_of::<pg_sys::ItemIdData>()
+    };
+    let per_page = (page_capacity() / slot(0)).clamp(1, 255);
+    let order = locality_order(graph, per_page);
+    let mut location = vec![(0u32, 0u16); graph.len()];
     let mut pages = Vec::new();
     let (mut used, mut start, mut offset) = (0usize, 0usize, 0u16);
-    for id in 0..graph.len() {
-        let need = shape.size(graph.level(id as u32)).div_ceil(8) * 8
-            + std::mem::size_of::<pg_sys::ItemIdData>();
+    for (at, &id) in order.iter().enumerate() {
+        let need = slot(graph.level(id));
         if offset > 0 && (used + need > page_capacity() || offset == 255) {
-            pages.push(start..id);
-            start = id;
+            pages.push(start..at);
+            start = at;
             used = 0;
             offset = 0;
         }
         used += need;
         offset += 1;
-        location.push((first_block + pages.len() as u32, offset));
+        location[id as usize] = (first_block + pages.len() as u32, offset);
     }
-    if start < graph.len() {
-        pages.push(start..graph.len());
+    if start < order.len() {
+        pages.push(start..order.len());
     }
-    Placement { location, pages }
+    Placement {
+        location,
+        order,
+        pages,
+    }
 }
 
 /// How a build writes its new pages.
@@ -978,7 +989,7 @@ pub fn link_and_write(
     meta.quantizer_first = first;
     meta.quantizer_blocks = count;
     meta.quantizer_bytes = blob.len() as u32;
-    meta.insert_page = placement.location.last().map(|l| l.0).unwrap_or(0);
+    meta.insert_page = first_graph + placement.pages.len().saturating_sub(1) as u32;
     meta.node_count = n as u64;
     meta.unit_norm = unit_norm;
 
@@ -988,8 +999,9 @@ pub fn link_and_write(
     for range in &placement.pages {
         pgrx::check_for_interrupts!();
         let block = write_new_page(index, sink, PageKind::Graph, tag, |page| {
-            for id in range.clone() {
-                let level = graph.level(id as u32);
+            for &node in &placement.order[range.clone()] {
+                let id = node as usize;
+                let level = graph.level(node);
                 element.resize(shape.size(level), 0);
                 if shape.float16_copy {
                     (rows.float16)(id, &mut float16);
@@ -1015,7 +1027,7 @@ pub fn link_and_write(
                 must_add(page, &element);
             }
         });
-        if block != placement.location[range.start].0 {
+        if block != placement.location[placement.order[range.start] as usize].0 {
             raise(
                 Code::ERRCODE_INTERNAL_ERROR,
                 "qhnsw build: the index grew concurrently",

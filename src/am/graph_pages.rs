@@ -82,6 +82,27 @@ pub struct PageGraph<'q> {
     pub back_linked: bool,
 }
 
+impl<'q> PageGraph<'q> {
+    /// The graph of `index` seen from `estimator`'s query, entered at `entry`.
+    pub fn new(
+        index: pg_sys::Relation,
+        shape: ElementShape,
+        entry: Option<(u32, usize)>,
+        estimator: Estimator<'q>,
+        quantizer: &'q Quantizer,
+    ) -> PageGraph<'q> {
+        PageGraph {
+            index,
+            shape,
+            entry,
+            estimator,
+            quantizer,
+            distances: 0,
+            back_linked: false,
+        }
+    }
+}
+
 impl SearchGraph for PageGraph<'_> {
     type Id = u32;
 

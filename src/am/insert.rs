@@ -201,15 +201,13 @@ fn insert_linked(
 
     let entry =
         (meta.entry_node != INVALID_NODE).then_some((meta.entry_node, meta.entry_level as usize));
-    let mut graph = PageGraph {
+    let mut graph = PageGraph::new(
         index,
         shape,
         entry,
-        estimator: quantizer.estimator(&value, meta.code_metric()),
-        quantizer: &quantizer,
-        distances: 0,
-        back_linked: false,
-    };
+        quantizer.estimator(&value, meta.code_metric()),
+        &quantizer,
+    );
     insert_node(&mut graph, id, level, &params);
     if entry.is_none() && graph.entry.is_some_and(|(e, _)| e != id) {
         // Another insert made the empty index's first node meanwhile: link to it.

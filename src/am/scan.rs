@@ -442,15 +442,13 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
     // comes from one search; with auto re-ranking a lower ef_search narrows both.
     let ef_search = EF_SEARCH.get().max(1) as usize;
     let ef = ef_search.max(rerank_candidates_at(meta.quantizer, ef_search));
-    let mut graph = PageGraph {
+    let mut graph = PageGraph::new(
         index,
-        shape: shape_of(meta),
-        entry: Some((meta.entry_node, meta.entry_level as usize)),
-        estimator: quantizer.estimator(query, meta.code_metric()),
-        quantizer: &quantizer,
-        distances: 0,
-        back_linked: false,
-    };
+        shape_of(meta),
+        Some((meta.entry_node, meta.entry_level as usize)),
+        quantizer.estimator(query, meta.code_metric()),
+        &quantizer,
+    );
     let batch = match state.search.as_mut() {
         None => {
             let mut search = ResumableSearch::start(&mut graph, ef);

@@ -356,15 +356,13 @@ fn reconnect(
         let mut query = vec![0f32; shape.dims];
         let code = cache.code(u).to_vec();
         cache.quantizer.decode(&code, &mut query);
-        let mut graph = super::graph_pages::PageGraph {
+        let mut graph = super::graph_pages::PageGraph::new(
             index,
             shape,
-            entry: Some(entry),
-            estimator: cache.quantizer.estimator(&query, cache.metric),
-            quantizer: cache.quantizer,
-            distances: 0,
-            back_linked: false,
-        };
+            Some(entry),
+            cache.quantizer.estimator(&query, cache.metric),
+            cache.quantizer,
+        );
         let Some(v) = candidates
             .iter()
             .copied()
@@ -396,15 +394,13 @@ fn nearest_reachable(
     }
     let mut query = vec![0f32; cache.shape.dims];
     cache.quantizer.decode(&code, &mut query);
-    let mut graph = super::graph_pages::PageGraph {
+    let mut graph = super::graph_pages::PageGraph::new(
         index,
-        shape: cache.shape,
-        entry: Some(entry),
-        estimator: cache.quantizer.estimator(&query, cache.metric),
-        quantizer: cache.quantizer,
-        distances: 0,
-        back_linked: false,
-    };
+        cache.shape,
+        Some(entry),
+        cache.quantizer.estimator(&query, cache.metric),
+        cache.quantizer,
+    );
     crate::graph::knn_search(&mut graph, 64)
         .into_iter()
         .map(|c| c.id)
