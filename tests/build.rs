@@ -391,6 +391,14 @@ fn bounded_build_stays_within_maintenance_work_mem() {
         notices.iter().any(|n| n.contains("memory-bounded build")),
         "no memory-bounded NOTICE: {notices:?}"
     );
+    // The sq8 codes (73 MiB) do not fit beside the graph: they spill, and the graph of
+    // all 200k rows is linked in memory.
+    assert!(
+        notices.iter().any(|n| n.contains(
+            "200000 rows linked in memory from sq8 codes (codes in a spill file), 0 inserted"
+        )),
+        "no spill NOTICE: {notices:?}"
+    );
     assert!(
         phases
             .iter()

@@ -11,7 +11,10 @@
 //! 3. A second heap scan encodes each row. The first [`Budget::code_rows`] rows are kept
 //!    as codes only, linked in memory from symmetric code distances (Algorithm 1 on
 //!    workers, like the unbounded build) and written to pages, which are WAL-logged
-//!    at once; every later row goes through the aminsert path (`insert_built`) into the
+//!    at once. When the codes of all rows do not fit beside their graph, they go to
+//!    spill files (src/am/spill.rs, read back memory-mapped) and the budget holds the
+//!    graph alone: ~200 bytes per row at m = 16, so 256 MB links about 1.2M rows.
+//!    Every row past that goes through the aminsert path (`insert_built`) into the
 //!    on-page graph, WAL-logged page change by page change. Memory therefore stays
 //!    within the budget for any table size.
 //!
@@ -30,6 +33,7 @@ use super::meta::relation_name;
 use super::options::QhnswOptions;
 use super::pages::{MetaPage, PageKind, RerankSource};
 use super::progress::{Phase, Progress};
+use super::spill::CodeStore;
 use super::threads::{notice, Workers};
 use crate::distance::Metric;
 use crate::quant::{Estimator, Quantizer, QuantizerConfig, QuantizerKind};
@@ -189,9 +193,13 @@ struct EncodeScan<'a> {
     /// Rows of the first heap scan (progress totals).
     total: usize,
     tids: Vec<(u32, u16)>,
-    codes: Vec<u8>,
-    build_codes: Vec<u8>,
-    float16: Vec<half::f16>,
+    /// The index's codes, construction codes and float16 copies of the rows kept:
+    /// in memory, or in spill files when they do not fit beside the graph.
+    codes: CodeStore,
+    build_codes: CodeStore,
+    float16: CodeStore,
+    /// Scratch for one row's code.
+    code: Vec<u8>,
     unit_norm: bool,
     row: Vec<f32>,
     meta: MetaPage,
@@ -288,11 +296,22 @@ pub fn build_bounded(
     let builder = construction_quantizer(&quantizer, &sample.data);
     drop(sample);
     let float16 = opts.rerank == RerankSource::Float16;
-    let row_bytes = quantizer.code_len()
-        + builder.as_ref().map_or(0, |b| b.code_len())
-        + if float16 { 2 * dims } else { 0 };
-    let capacity = build.budget.code_rows(row_bytes);
-    announce(build, total, dims, &quantizer, builder.as_ref(), capacity);
+    let builder_len = builder.as_ref().map_or(0, |b| b.code_len());
+    let float16_len = if float16 { 2 * dims } else { 0 };
+    let row_bytes = quantizer.code_len() + builder_len + float16_len;
+    // Codes beside the graph when all rows fit so; else codes in spill files, and as many
+    // rows as the graph alone fits in memory.
+    let spill = build.budget.code_rows(row_bytes) < total;
+    let capacity = build.budget.code_rows(if spill { 0 } else { row_bytes });
+    announce(
+        build,
+        total,
+        dims,
+        &quantizer,
+        builder.as_ref(),
+        capacity,
+        spill,
+    );
     let meta = empty_meta(opts, dims, build.metric);
     write_new_page(index, PageSink::Build, PageKind::Meta, 0, |page| {
         must_add(page, &meta.encode());
@@ -310,9 +329,10 @@ pub fn build_bounded(
         capacity,
         total,
         tids: Vec::with_capacity(held),
-        codes: Vec::with_capacity(held * quantizer.code_len()),
-        build_codes: Vec::with_capacity(held * builder.as_ref().map_or(0, |b| b.code_len())),
-        float16: Vec::with_capacity(if float16 { held * dims } else { 0 }),
+        codes: CodeStore::new(spill, held, quantizer.code_len()),
+        build_codes: CodeStore::new(spill, held, builder_len),
+        float16: CodeStore::new(spill, held, float16_len),
+        code: Vec::new(),
         unit_norm: true,
         row: Vec::with_capacity(dims),
         meta,
@@ -362,14 +382,20 @@ fn announce(
     quantizer: &Quantizer,
     builder: Option<&Quantizer>,
     capacity: usize,
+    spill: bool,
 ) {
     let in_memory = capacity.min(total);
+    let held = if spill {
+        "codes in a spill file"
+    } else {
+        "codes in memory"
+    };
     let name = relation_name(build.index);
     let mb = build.budget.bytes >> 20;
     let linked_by = builder.map_or(quantizer.kind().name(), |b| b.kind().name());
     notice(|| {
         pgrx::notice!(
-            "qhnsw index \"{name}\": {total} rows of {dims} dimensions do not fit maintenance_work_mem ({mb} MB) as float4: memory-bounded build, {in_memory} rows linked in memory from {linked_by} codes, {} inserted into the on-page graph",
+            "qhnsw index \"{name}\": {total} rows of {dims} dimensions do not fit maintenance_work_mem ({mb} MB) as float4: memory-bounded build, {in_memory} rows linked in memory from {linked_by} codes ({held}), {} inserted into the on-page graph",
             total - in_memory
         )
     });
@@ -431,18 +457,21 @@ unsafe fn encode_one(
 fn keep_row(scan: &mut EncodeScan, tid: (u32, u16)) {
     let row = &scan.row;
     scan.unit_norm &= is_unit(row);
-    let code_len = scan.quantizer.code_len();
-    let at = scan.codes.len();
-    scan.codes.resize(at + code_len, 0);
-    scan.quantizer.encode(row, &mut scan.codes[at..]);
+    scan.code.resize(scan.quantizer.code_len(), 0);
+    scan.quantizer.encode(row, &mut scan.code);
+    scan.codes.push(&scan.code);
     if let Some(builder) = scan.builder {
-        let at = scan.build_codes.len();
-        scan.build_codes.resize(at + builder.code_len(), 0);
-        builder.encode(row, &mut scan.build_codes[at..]);
+        scan.code.resize(builder.code_len(), 0);
+        builder.encode(row, &mut scan.code);
+        scan.build_codes.push(&scan.code);
     }
     if scan.build.opts.rerank == RerankSource::Float16 {
-        scan.float16
-            .extend(row.iter().map(|v| half::f16::from_f32(*v)));
+        scan.code.clear();
+        scan.code.extend(
+            row.iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes()),
+        );
+        scan.float16.push(&scan.code);
     }
     scan.tids.push(tid);
     if scan.tids.len().is_multiple_of(REPORT_ROWS) {
@@ -489,22 +518,28 @@ fn insert_row(scan: &mut EncodeScan, tid: (u32, u16)) {
 fn flush(scan: &mut EncodeScan) {
     let build = scan.build;
     let metric = build.metric;
-    let (codes, build_codes, float16) = (&scan.codes, &scan.build_codes, &scan.float16);
+    let codes = std::mem::take(&mut scan.codes).finish();
+    let build_codes = std::mem::take(&mut scan.build_codes).finish();
+    let float16 = std::mem::take(&mut scan.float16).finish();
     let dims = scan.dims;
     let (quantizer, builder) = (scan.quantizer, scan.builder);
     let slots = build.workers.threads() + 1;
     let by_codes = match builder {
-        Some(builder) => CodeDistance::new(builder, build_codes, metric, slots),
-        None => CodeDistance::new(quantizer, codes, metric, slots),
+        Some(builder) => CodeDistance::new(builder, &build_codes, metric, slots),
+        None => CodeDistance::new(quantizer, &codes, metric, slots),
     };
     let distance = |a: u32, b: u32| by_codes.distance(a, b);
     let copy16 = |id: usize, out: &mut Vec<half::f16>| {
         out.clear();
-        out.extend_from_slice(&float16[id * dims..(id + 1) * dims]);
+        out.extend(
+            float16[2 * id * dims..2 * (id + 1) * dims]
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]])),
+        );
     };
     let rows = EncodedRows {
         tids: &scan.tids,
-        codes,
+        codes: &codes,
         float16: &copy16,
         unit_norm: scan.unit_norm,
         distance: &distance,
@@ -524,7 +559,4 @@ fn flush(scan: &mut EncodeScan) {
     scan.meta = meta;
     scan.flushed = true;
     scan.tids = Vec::new();
-    scan.codes = Vec::new();
-    scan.build_codes = Vec::new();
-    scan.float16 = Vec::new();
 }

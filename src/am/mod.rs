@@ -33,6 +33,7 @@ pub mod pages;
 pub mod pgvector_rerank;
 pub mod progress;
 pub mod scan;
+pub mod spill;
 pub mod stats;
 pub mod threads;
 pub mod vacuum;

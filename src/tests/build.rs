@@ -184,3 +184,34 @@ fn bounded_build_recall_matches_in_memory_build() {
         );
     }
 }
+
+/// A bounded build whose codes do not fit beside its graph writes them to a spill file:
+/// past temp_file_limit it stops with 53400 and leaves no file behind; with room it
+/// indexes every row, and no spill file outlives the build.
+#[pg_test]
+fn bounded_build_spill_obeys_temp_file_limit() {
+    let (n, dims) = (10_000, 32);
+    load_table("vq_spill", dims, &embeddings_like(n, dims, 12));
+    let spill_files = || {
+        std::fs::read_dir("base/pgsql_tmp")
+            .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".qhnsw")).count())
+            .unwrap_or(0)
+    };
+    // sq8 codes of 10k x 32 are 320 kB; 1MB holds the graph of ~5000 rows only.
+    Spi::run("SET maintenance_work_mem = '1MB'").unwrap();
+    Spi::run("SET temp_file_limit = '100kB'").unwrap();
+    let create = "CREATE INDEX vq_spill_idx ON vq_spill USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'sq8')";
+    assert_eq!(
+        error_of(create),
+        "53400: qhnsw build: spill file size exceeds temp_file_limit (100kB)"
+    );
+    assert_eq!(spill_files(), 0);
+    Spi::run("SET temp_file_limit = '1MB'").unwrap();
+    let before = bounded_rows();
+    Spi::run(create).unwrap();
+    let after = bounded_rows();
+    assert_eq!(after.0 - before.0 + after.1 - before.1, n, "every row is indexed");
+    assert!(after.0 - before.0 > 4000, "the graph alone fits ~5000 rows: {:?}", (before, after));
+    assert_eq!(spill_files(), 0);
+    Spi::run("RESET temp_file_limit").unwrap();
+}
