@@ -1071,12 +1071,32 @@ fn search(
     let args = &ctx.args;
     // The baseline's index stays built while the other cases run: their one-client pass
     // alternates blocks of queries with it.
-    let baseline = baseline.filter(|b| b.id != case.id && args.block > 0);
+    let mut baseline = baseline.filter(|b| b.id != case.id && args.block > 0);
     let mut base_conn = match baseline {
-        Some(_) => {
+        Some(b) => {
             let mut c = ctx.connect()?;
             c.batch_execute("SET jit = off")?;
-            Some(c)
+            // The baseline's queries must use its own index: a case on the same table and
+            // operator (qv-sq8 over pgvector's column) could take them over.
+            c.batch_execute(&set_sql(b, &ctx.args, 40))?;
+            let sql = query_sql(b, op, ds.dims, 40, args.bq_candidates)
+                .replace("$1", &vec_literal(ds.query(0)));
+            let plan: Vec<String> = c
+                .query(&format!("EXPLAIN {sql}"), &[])?
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect();
+            if plan.iter().any(|l| l.contains(&b.index)) {
+                Some(c)
+            } else {
+                r.warnings.push(format!(
+                    "no alternating blocks: the baseline's query would not use {} on this table (plan: {})",
+                    b.index,
+                    shorten_literals(&plan.join(" / "))
+                ));
+                baseline = None;
+                None
+            }
         }
         None => None,
     };
