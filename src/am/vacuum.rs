@@ -163,8 +163,12 @@ fn repaired_list(
     candidates.retain(|c| c.distance.is_finite());
     candidates.sort_by(|a, b| a.distance.total_cmp(&b.distance));
     candidates.truncate(params.ef_construction);
-    let chosen =
-        select_neighbors_heuristic(&candidates, free_slots, |a, b| cache.distance(a, b), true);
+    let chosen = select_neighbors_heuristic(
+        &candidates,
+        free_slots,
+        |a, b| cache.distance(a, b),
+        free_slots,
+    );
     kept.extend(chosen.into_iter().map(|c| c.id));
     kept
 }

@@ -257,7 +257,11 @@ fn mark_reachable(locked: &SharedLinks, start: u32, reached: &mut [bool]) -> usi
     marked
 }
 
-/// Links every node unreachable over layer 0 from its nearest reachable node (sequential, deterministic); gives up when `stop()`.
+/// Most repair passes: a replaced link can cut off nodes reached only through it, which
+/// the next pass links again (full lists leave few free slots); rarely more than two run.
+const REPAIR_PASSES: usize = 8;
+
+/// Links every node unreachable over layer 0 from its nearest reachable node (sequential, deterministic), pass after pass while that helps; gives up when `stop()`.
 fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
     locked: &SharedLinks,
     entry: (u32, usize),
@@ -265,10 +269,28 @@ fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
     distance: &D,
     stop: &dyn Fn() -> bool,
 ) {
+    let mut unreached = usize::MAX;
+    for _ in 0..REPAIR_PASSES {
+        match repair_pass(locked, entry, params, distance, stop) {
+            Some(left) if left > 0 && left < unreached => unreached = left,
+            _ => return,
+        }
+    }
+}
+
+/// One repair pass; returns how many nodes were unreachable before it (None: stopped).
+fn repair_pass<D: Fn(u32, u32) -> f32>(
+    locked: &SharedLinks,
+    entry: (u32, usize),
+    params: &HnswParams,
+    distance: &D,
+    stop: &dyn Fn() -> bool,
+) -> Option<usize> {
     let n = locked.len();
     let mut reached = vec![false; n];
-    if mark_reachable(locked, entry.0, &mut reached) == n {
-        return;
+    let unreached = n - mark_reachable(locked, entry.0, &mut reached);
+    if unreached == 0 {
+        return Some(0);
     }
     let mut in_degree = vec![0u32; n];
     let mut list = Vec::new();
@@ -287,7 +309,7 @@ fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
             continue;
         }
         if stop() {
-            return;
+            return None;
         }
         let mut view = BuildView {
             links: locked,
@@ -345,6 +367,7 @@ fn repair_layer0_reachability<D: Fn(u32, u32) -> f32>(
         }
     }
     visited.clear();
+    Some(unreached)
 }
 
 impl InMemoryGraph {

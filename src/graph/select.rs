@@ -64,13 +64,14 @@ fn judge<Id: Copy>(
     }
 }
 
-/// Algorithm 4: keep a candidate only if it is closer to the base than to every kept neighbour (with the duplicate rules above); with `keep_pruned`, fill up to `m` with pruned ones in order.
+/// Algorithm 4: keep a candidate only if it is closer to the base than to every kept neighbour (with the duplicate rules above), at most `m`; then, as the paper's keepPrunedConnections, fill up to `fill_to` (at most `m`) with the pruned ones, nearest first.
 pub fn select_neighbors_heuristic<Id: Copy>(
     candidates: &[Candidate<Id>],
     m: usize,
     mut pair_distance: impl FnMut(Id, Id) -> f32,
-    keep_pruned: bool,
+    fill_to: usize,
 ) -> Vec<Candidate<Id>> {
+    let keep_pruned = fill_to > 0;
     let duplicate_limit = (m / 2).max(1);
     let mut kept: Vec<Candidate<Id>> = Vec::with_capacity(m.min(candidates.len()));
     let mut pruned: Vec<Candidate<Id>> = Vec::new();
@@ -79,27 +80,29 @@ pub fn select_neighbors_heuristic<Id: Copy>(
         if kept.len() >= m {
             break;
         }
-        let keep = if candidate.distance == 0.0 {
+        // (keep, may fill): copies past their limit never fill, or they would crowd
+        // the list the limits keep half free.
+        let (keep, fill) = if candidate.distance == 0.0 {
             duplicates_kept += 1;
-            duplicates_kept <= duplicate_limit
+            (duplicates_kept <= duplicate_limit, false)
         } else {
             match judge(candidate, &kept, &mut pair_distance) {
-                Verdict::Diverse => true,
+                Verdict::Diverse => (true, false),
                 Verdict::Twin => {
                     twins_kept += 1;
-                    twins_kept <= duplicate_limit
+                    (twins_kept <= duplicate_limit, false)
                 }
-                Verdict::Pruned => false,
+                Verdict::Pruned => (false, true),
             }
         };
         if keep {
             kept.push(candidate);
-        } else if keep_pruned {
+        } else if keep_pruned && fill {
             pruned.push(candidate);
         }
     }
     if keep_pruned {
-        let room = m.saturating_sub(kept.len());
+        let room = fill_to.min(m).saturating_sub(kept.len());
         kept.extend(pruned.into_iter().take(room));
     }
     kept
