@@ -212,6 +212,11 @@ struct EncodeScan<'a> {
     last_notice: Instant,
 }
 
+thread_local! {
+    /// A decoded row per thread, reused by [`CodeDistance`].
+    static DECODED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The construction distance over codes: an asymmetric estimator of the decoded first
 /// node, cached per worker thread (Algorithm 1 asks many distances from the node being
 /// inserted, and pruning many from one base node), so most calls decode nothing.
@@ -249,9 +254,12 @@ impl<'q> CodeDistance<'q> {
             _ => (a, b),
         };
         if cached.as_ref().map(|(id, _)| *id) != Some(from) {
-            let mut row = vec![0f32; self.quantizer.dims()];
-            self.quantizer.decode(self.code(from), &mut row);
-            *cached = Some((from, self.quantizer.estimator(&row, self.metric)));
+            let estimator = DECODED.with_borrow_mut(|row| {
+                row.resize(self.quantizer.dims(), 0.0);
+                self.quantizer.decode(self.code(from), row);
+                self.quantizer.estimator(row, self.metric)
+            });
+            *cached = Some((from, estimator));
         }
         cached.as_ref().map_or(f32::INFINITY, |(_, estimator)| {
             estimator.distance(self.code(to))
