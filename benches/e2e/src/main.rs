@@ -1043,6 +1043,24 @@ fn build(ctx: &Ctx, case: &Case, r: &mut CaseResult) -> Result<()> {
     Ok(())
 }
 
+/// EXPLAIN lines of `case`'s query for the first query vector at `ef` (its settings set on `c`).
+fn plan_of(
+    c: &mut Client,
+    case: &Case,
+    args: &Args,
+    op: &str,
+    ds: &Dataset,
+    ef: u32,
+) -> Result<Vec<String>> {
+    c.batch_execute(&set_sql(case, args, ef))?;
+    let sql = query_sql(case, op, ds.dims, ef, args.bq_candidates)
+        .replace("$1", &vec_literal(ds.query(0)));
+    Ok(c.query(&format!("EXPLAIN {sql}"), &[])?
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect())
+}
+
 /// Runs queries `range` on a prepared statement; returns the seconds it took.
 fn run_block(
     c: &mut Client,
@@ -1078,14 +1096,7 @@ fn search(
             c.batch_execute("SET jit = off")?;
             // The baseline's queries must use its own index: a case on the same table and
             // operator (qv-sq8 over pgvector's column) could take them over.
-            c.batch_execute(&set_sql(b, &ctx.args, 40))?;
-            let sql = query_sql(b, op, ds.dims, 40, args.bq_candidates)
-                .replace("$1", &vec_literal(ds.query(0)));
-            let plan: Vec<String> = c
-                .query(&format!("EXPLAIN {sql}"), &[])?
-                .iter()
-                .map(|row| row.get::<_, String>(0))
-                .collect();
+            let plan = plan_of(&mut c, b, args, op, ds, 40)?;
             if plan.iter().any(|l| l.contains(&b.index)) {
                 Some(c)
             } else {
@@ -1114,15 +1125,7 @@ fn search(
 
     // The planner must use the index: check the plan once.
     {
-        let c = &mut conns[0];
-        c.batch_execute(&set_sql(case, args, max_ef))?;
-        let sql = query_sql(case, op, ds.dims, max_ef, args.bq_candidates)
-            .replace("$1", &vec_literal(ds.query(0)));
-        let plan: Vec<String> = c
-            .query(&format!("EXPLAIN {sql}"), &[])?
-            .iter()
-            .map(|row| row.get::<_, String>(0))
-            .collect();
+        let plan = plan_of(&mut conns[0], case, args, op, ds, max_ef)?;
         if !plan.iter().any(|l| l.contains(&case.index)) {
             r.warnings.push(format!(
                 "the planner did not choose {} (plan: {}); enable_seqscan = off was set for the measurement",
