@@ -454,25 +454,26 @@ pub fn check_element_fits(shape: ElementShape, what: &str) {
     )
 }
 
+/// Page bytes an element of `shape` at `level` takes: the aligned item and its line pointer.
+fn page_bytes(shape: ElementShape, level: usize) -> usize {
+    shape.size(level).div_ceil(8) * 8 + std::mem::size_of::<pg_sys::ItemIdData>()
+}
+
 /// Whether an element of `shape` at the highest level fits on an empty page.
 fn element_fits(shape: ElementShape) -> bool {
-    shape.size(MAX_LEVEL).div_ceil(8) * 8 + std::mem::size_of::<pg_sys::ItemIdData>()
-        <= page_capacity()
+    page_bytes(shape, MAX_LEVEL) <= page_capacity()
 }
 
 /// Packs nodes into pages starting at `first_block`, layer-0 neighbourhoods together
 /// (graph::locality_order), so a scan reading a node's neighbours touches fewer pages.
 fn place(graph: &InMemoryGraph, shape: ElementShape, first_block: u32) -> Placement {
-    let slot = |level: usize| {
-        shape.size(level).div_ceil(8) * 8 + std::mem::size_of::<pg_sys::ItemIdData>()
-    };
-    let per_page = (page_capacity() / slot(0)).clamp(1, 255);
+    let per_page = (page_capacity() / page_bytes(shape, 0)).clamp(1, 255);
     let order = locality_order(graph, per_page);
     let mut location = vec![(0u32, 0u16); graph.len()];
     let mut pages = Vec::new();
     let (mut used, mut start, mut offset) = (0usize, 0usize, 0u16);
     for (at, &id) in order.iter().enumerate() {
-        let need = slot(graph.level(id));
+        let need = page_bytes(shape, graph.level(id));
         if offset > 0 && (used + need > page_capacity() || offset == 255) {
             pages.push(start..at);
             start = at;
