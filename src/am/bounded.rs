@@ -35,7 +35,8 @@ use super::pages::{MetaPage, PageKind, RerankSource};
 use super::progress::{Phase, Progress};
 use super::spill::CodeStore;
 use super::threads::{notice, Workers};
-use crate::distance::Metric;
+use crate::distance::{self, Metric};
+use crate::graph::NodeDistance;
 use crate::quant::{Estimator, Quantizer, QuantizerConfig, QuantizerKind};
 use crate::types::vector_type::VectorType;
 use parking_lot::Mutex;
@@ -243,9 +244,11 @@ impl<'q> CodeDistance<'q> {
         let len = self.quantizer.code_len();
         &self.codes[id as usize * len..(id as usize + 1) * len]
     }
+}
 
+impl NodeDistance for CodeDistance<'_> {
     /// Estimated distance between nodes `a` and `b` (symmetric: decode(a) against decode(b)).
-    fn distance(&self, a: u32, b: u32) -> f32 {
+    fn between(&self, a: u32, b: u32) -> f32 {
         let last = self.slots.len() - 1;
         let slot = rayon::current_thread_index().map_or(last, |i| i.min(last));
         let mut cached = self.slots[slot].lock();
@@ -264,6 +267,11 @@ impl<'q> CodeDistance<'q> {
         cached.as_ref().map_or(f32::INFINITY, |(_, estimator)| {
             estimator.distance(self.code(to))
         })
+    }
+
+    /// Starts loading node `id`'s code.
+    fn prefetch(&self, id: u32) {
+        distance::prefetch(self.code(id));
     }
 }
 
@@ -536,7 +544,6 @@ fn flush(scan: &mut EncodeScan) {
         Some(builder) => CodeDistance::new(builder, &build_codes, metric, slots),
         None => CodeDistance::new(quantizer, &codes, metric, slots),
     };
-    let distance = |a: u32, b: u32| by_codes.distance(a, b);
     let copy16 = |id: usize, out: &mut Vec<half::f16>| {
         out.clear();
         out.extend(
@@ -550,7 +557,7 @@ fn flush(scan: &mut EncodeScan) {
         codes: &codes,
         float16: &copy16,
         unit_norm: scan.unit_norm,
-        distance: &distance,
+        distance: &by_codes,
     };
     let meta = link_and_write(
         build.index,

@@ -23,7 +23,7 @@ use super::progress::{Phase, Progress};
 use super::threads::{maintenance_workers, notice, Stop, Workers};
 use crate::distance::{self, Metric};
 use crate::fmgr::{raise, raise_hint};
-use crate::graph::{locality_order, HnswParams, InMemoryGraph};
+use crate::graph::{locality_order, HnswParams, InMemoryGraph, NodeDistance};
 use crate::quant::{FlatQuantizer, HalfQuantizer, Quantizer, QuantizerConfig, QuantizerKind};
 use crate::types::vector_type::VectorType;
 use pgrx::pg_sys;
@@ -342,7 +342,7 @@ fn train_rows(
 /// reporting linked nodes to progress and by NOTICE every 10 s.
 fn build_graph(
     n: usize,
-    distance: &(dyn Fn(u32, u32) -> f32 + Sync),
+    distance: &dyn NodeDistance,
     params: HnswParams,
     workers: &Workers,
     progress: Progress,
@@ -892,7 +892,7 @@ pub fn write_graph_with(
         });
     let (metric, data) = (rows.metric, &rows.data);
     let row = |id: u32| &data[id as usize * dims..(id as usize + 1) * dims];
-    let distance = |a: u32, b: u32| distance::metric_distance(metric, row(a), row(b));
+    let distance = RowDistance { data, dims, metric };
     let float16 = |id: usize, out: &mut Vec<half::f16>| {
         out.clear();
         out.extend(row(id as u32).iter().map(|v| half::f16::from_f32(*v)));
@@ -922,7 +922,33 @@ pub struct EncodedRows<'a> {
     /// Whether every row has unit length.
     pub unit_norm: bool,
     /// Construction distance between two rows.
-    pub distance: &'a (dyn Fn(u32, u32) -> f32 + Sync),
+    pub distance: &'a dyn NodeDistance,
+}
+
+/// The construction distance between float4 rows held in memory.
+struct RowDistance<'a> {
+    data: &'a [f32],
+    dims: usize,
+    metric: Metric,
+}
+
+impl RowDistance<'_> {
+    /// Row `id`.
+    fn row(&self, id: u32) -> &[f32] {
+        &self.data[id as usize * self.dims..(id as usize + 1) * self.dims]
+    }
+}
+
+impl NodeDistance for RowDistance<'_> {
+    /// The metric's distance between rows `a` and `b`.
+    fn between(&self, a: u32, b: u32) -> f32 {
+        distance::metric_distance(self.metric, self.row(a), self.row(b))
+    }
+
+    /// Starts loading row `id`.
+    fn prefetch(&self, id: u32) {
+        distance::prefetch(self.row(id));
+    }
 }
 
 /// ERRORs (54000) unless elements of this quantizer's codes fit on a page.

@@ -255,6 +255,31 @@ pub(crate) fn kernels() -> &'static Kernels {
     KERNELS.get_or_init(|| available_kernel_sets().pop().unwrap_or(SCALAR_KERNELS))
 }
 
+/// Cache lines [`prefetch`] asks for: the hardware prefetcher streams the rest of a row
+/// once its first lines are being loaded.
+const PREFETCH_LINES: usize = 2;
+
+/// Asks the CPU to start loading the first cache lines of `values` (a hint: no effect on results).
+#[inline]
+pub fn prefetch<T>(values: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bytes = std::mem::size_of_val(values);
+        let start = values.as_ptr().cast::<i8>();
+        for line in 0..PREFETCH_LINES.min(bytes.div_ceil(64)) {
+            // SAFETY: a prefetch never faults or changes memory; the address is inside
+            // `values` (line * 64 < its size in bytes).
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    start.add(line * 64),
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = values;
+}
+
 /// Names of the vector features detected at run time and the kernel set in use.
 pub fn cpu_features() -> &'static str {
     static FEATURES: OnceLock<String> = OnceLock::new();

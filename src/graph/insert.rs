@@ -21,17 +21,24 @@
 use std::hash::Hash;
 
 use super::search::{greedy_descent, search_layer_with, Scored, SearchScratch};
-use super::select::select_neighbors_heuristic;
+use super::select::{select_neighbors_heuristic, select_neighbors_judged, Judged};
 use super::visited::{tie_break_key, DenseVisited, IdHashSet, VisitedSet};
 use super::{Candidate, GraphWrite, HnswParams, SearchGraph};
 
 /// Sorts candidates of `base` by distance, breaking ties with a pseudo-random per-base key.
 pub(crate) fn sort_for_selection<Id: Copy + Hash>(base: Id, candidates: &mut [Candidate<Id>]) {
-    candidates.sort_unstable_by(|a, b| {
-        a.distance
-            .total_cmp(&b.distance)
-            .then_with(|| tie_break_key(base, a.id).cmp(&tie_break_key(base, b.id)))
-    });
+    candidates.sort_unstable_by(|a, b| selection_order(base, a, b));
+}
+
+/// The order of [`sort_for_selection`]: by distance, ties by a pseudo-random per-base key.
+fn selection_order<Id: Copy + Hash>(
+    base: Id,
+    a: &Candidate<Id>,
+    b: &Candidate<Id>,
+) -> std::cmp::Ordering {
+    a.distance
+        .total_cmp(&b.distance)
+        .then_with(|| tie_break_key(base, a.id).cmp(&tie_break_key(base, b.id)))
 }
 
 /// Algorithm 1 for one new node `id` already stored with its level (its query distance = distance to itself's vector, held by the implementor): finds neighbours per layer with search_layer(ef_construction), selects with Algorithm 4, writes its lists, adds back-links (pruning overflowing lists with Algorithm 4), and raises the entry point if its level is higher.
@@ -80,15 +87,22 @@ pub fn insert_node_with<G: GraphWrite, V: VisitedSet<G::Id>>(
         add_neighbors_of_duplicates(g, id, layer, &mut found, params.m, &mut scratch.neighbors);
         sort_for_selection(id, &mut found);
         let max_neighbors = params.max_neighbors(layer);
-        let selected = select_neighbors_heuristic(
+        let selection = select_neighbors_judged(
             &found,
+            None,
             max_neighbors,
             |a, b| g.pair_distance(a, b),
             max_neighbors,
-        );
+        )
+        .expect("a run without earlier verdicts always completes");
+        let selected = selection.chosen;
         selected_ids.clear();
         selected_ids.extend(selected.iter().map(|candidate| candidate.id));
-        g.set_neighbors(id, layer, &selected_ids);
+        if selection.reusable {
+            g.set_judged_neighbors(id, layer, &selected_ids, &selection.verdicts);
+        } else {
+            g.set_neighbors(id, layer, &selected_ids);
+        }
         back_links.push((layer, max_neighbors, selected));
         if !found.is_empty() {
             entries = found;
@@ -179,6 +193,68 @@ pub fn prune_neighbor_list<Id: Copy + Hash>(
     .into_iter()
     .map(|candidate| candidate.id)
     .collect()
+}
+
+/// [`prune_neighbor_list`] for lists that keep each entry's verdict from the run that chose it (`prior`, parallel to `existing`): re-judges only what can have changed and returns the new list with its verdicts (all `Unknown` when they cannot be reused).
+pub fn prune_judged_list<Id: Copy + Hash>(
+    base: Id,
+    existing: &[Id],
+    prior: &[Judged],
+    new: Candidate<Id>,
+    max_neighbors: usize,
+    mut pair_distance: impl FnMut(Id, Id) -> f32,
+) -> (Vec<Id>, Vec<Judged>) {
+    let mut judged: Vec<(Candidate<Id>, Judged)> = existing
+        .iter()
+        .zip(prior)
+        .map(|(&neighbor, &verdict)| {
+            let distance = pair_distance(base, neighbor);
+            (
+                Candidate {
+                    id: neighbor,
+                    distance,
+                },
+                verdict,
+            )
+        })
+        .collect();
+    judged.push((new, Judged::Unknown));
+    judged.sort_unstable_by(|a, b| selection_order(base, &a.0, &b.0));
+    let candidates: Vec<Candidate<Id>> = judged.iter().map(|entry| entry.0).collect();
+    let verdicts: Vec<Judged> = judged.iter().map(|entry| entry.1).collect();
+    let fill_to = prune_fill(max_neighbors);
+    let earlier = verdicts
+        .iter()
+        .any(|&verdict| verdict != Judged::Unknown)
+        .then_some(&verdicts[..]);
+    let selection = select_neighbors_judged(
+        &candidates,
+        earlier,
+        max_neighbors,
+        &mut pair_distance,
+        fill_to,
+    )
+    .or_else(|| {
+        select_neighbors_judged(
+            &candidates,
+            None,
+            max_neighbors,
+            &mut pair_distance,
+            fill_to,
+        )
+    })
+    .expect("a run without earlier verdicts always completes");
+    let ids = selection
+        .chosen
+        .iter()
+        .map(|candidate| candidate.id)
+        .collect();
+    let verdicts = if selection.reusable {
+        selection.verdicts
+    } else {
+        vec![Judged::Unknown; selection.chosen.len()]
+    };
+    (ids, verdicts)
 }
 
 /// Default back-link: reads `id`'s list on `layer`, appends `new_neighbor` or prunes with Algorithm 4, and writes it back if it changed.

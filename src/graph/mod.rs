@@ -33,13 +33,16 @@ mod tests;
 
 pub use build::{InMemoryGraph, InMemorySearch};
 pub use insert::{
-    connect_back_link, insert_node, insert_node_with, prune_neighbor_list, VecGraph, VecGraphSearch,
+    connect_back_link, insert_node, insert_node_with, prune_judged_list, prune_neighbor_list,
+    VecGraph, VecGraphSearch,
 };
 pub use locality::locality_order;
 pub use search::{
     knn_search, knn_search_with, search_layer, search_layer_with, ResumableSearch, SearchScratch,
 };
-pub use select::{select_neighbors_heuristic, select_neighbors_simple};
+pub use select::{
+    select_neighbors_heuristic, select_neighbors_judged, select_neighbors_simple, Judged, Selection,
+};
 pub use visited::{DenseVisited, IdBuildHasher, IdHashSet, IdHasher, VisitedSet};
 
 /// Highest level a node can be given (levels above this are capped).
@@ -105,6 +108,35 @@ pub fn random_level(params: &HnswParams, rng: &mut impl rand::Rng) -> usize {
     }
 }
 
+/// The symmetric distance between stored nodes that a build links with (any
+/// `Fn(u32, u32) -> f32` is one), plus a hint to start loading a node's data.
+pub trait NodeDistance: Sync {
+    /// Distance between nodes `a` and `b`.
+    fn between(&self, a: u32, b: u32) -> f32;
+
+    /// Starts loading node `id`'s data into the CPU cache (a hint; the default does nothing).
+    fn prefetch(&self, _id: u32) {}
+}
+
+impl<F: Fn(u32, u32) -> f32 + Sync + ?Sized> NodeDistance for F {
+    /// Calls the function.
+    fn between(&self, a: u32, b: u32) -> f32 {
+        self(a, b)
+    }
+}
+
+impl NodeDistance for &dyn NodeDistance {
+    /// Delegates to the object.
+    fn between(&self, a: u32, b: u32) -> f32 {
+        (**self).between(a, b)
+    }
+
+    /// Delegates to the object.
+    fn prefetch(&self, id: u32) {
+        (**self).prefetch(id)
+    }
+}
+
 /// Read access to a graph for searching (implemented in memory here, and over Postgres pages elsewhere).
 /// `distance(id)` is the distance from the current query (held by the implementor) to node `id`.
 pub trait SearchGraph {
@@ -138,6 +170,17 @@ pub trait GraphWrite: SearchGraph {
 
     /// Replaces the neighbour list of `id` on `layer`.
     fn set_neighbors(&mut self, id: Self::Id, layer: usize, neighbors: &[Self::Id]);
+
+    /// Replaces the neighbour list of `id` on `layer`, with each entry's Algorithm 4 verdict for storages that keep them (the default drops them).
+    fn set_judged_neighbors(
+        &mut self,
+        id: Self::Id,
+        layer: usize,
+        neighbors: &[Self::Id],
+        _verdicts: &[Judged],
+    ) {
+        self.set_neighbors(id, layer, neighbors);
+    }
 
     /// Makes `id` (whose top level is `level`) the entry point.
     fn set_entry_point(&mut self, id: Self::Id, level: usize);

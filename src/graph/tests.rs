@@ -1015,3 +1015,85 @@ fn back_links_come_after_own_lists_bottom_up() {
         "only {multi_layer_inserts} multi-layer inserts"
     );
 }
+
+/// Pruning with kept verdicts (`prune_judged_list`) gives exactly the lists a prune from scratch gives, with fewer distances, also when duplicates force a run from scratch.
+#[test]
+fn judged_prune_matches_full_prune() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut points: Vec<[f32; 3]> = (0..400)
+        .map(|_| [gaussian(&mut rng), gaussian(&mut rng), gaussian(&mut rng)])
+        .collect();
+    // Exact copies (of bases and of other points) exercise the duplicate and twin rules.
+    for i in 0..40 {
+        points[200 + i] = points[i * 3];
+    }
+    let dist = |a: usize, b: usize| squared_l2(&points[a], &points[b]);
+    let (mut full_calls, mut judged_calls) = (0usize, 0usize);
+    let mut changed = 0;
+    for base in 0..60usize {
+        let capacity = 4 + base % 8;
+        // The own list as insert_node_with chooses it: Algorithm 4 filled to capacity.
+        let mut start: Vec<Candidate<usize>> = (0..40)
+            .map(|_| rng.gen_range(0..points.len()))
+            .filter(|&id| id != base)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|id| Candidate {
+                id,
+                distance: dist(base, id),
+            })
+            .collect();
+        insert::sort_for_selection(base, &mut start);
+        let selection = select_neighbors_judged(&start, None, capacity, &dist, capacity).unwrap();
+        assert_eq!(
+            selection.chosen,
+            select_neighbors_heuristic(&start, capacity, &dist, capacity)
+        );
+        let mut full: Vec<usize> = selection.chosen.iter().map(|c| c.id).collect();
+        let mut judged = full.clone();
+        let mut verdicts = if selection.reusable {
+            selection.verdicts
+        } else {
+            vec![Judged::Unknown; judged.len()]
+        };
+        for _ in 0..60 {
+            let new = rng.gen_range(0..points.len());
+            if new == base || full.contains(&new) {
+                continue;
+            }
+            if full.len() < capacity {
+                full.push(new);
+                judged.push(new);
+                verdicts.push(Judged::Unknown);
+                continue;
+            }
+            let candidate = Candidate {
+                id: new,
+                distance: dist(base, new),
+            };
+            let before = full.clone();
+            full = prune_neighbor_list(base, &full, candidate, capacity, |a, b| {
+                full_calls += 1;
+                dist(a, b)
+            });
+            let (ids, kept) =
+                prune_judged_list(base, &judged, &verdicts, candidate, capacity, |a, b| {
+                    judged_calls += 1;
+                    dist(a, b)
+                });
+            assert_eq!(
+                ids, full,
+                "base {base}: judged prune differs from a full prune"
+            );
+            assert_eq!(ids.len(), kept.len());
+            changed += usize::from(before != full);
+            (judged, verdicts) = (ids, kept);
+        }
+    }
+    eprintln!("pair distances: {full_calls} from scratch, {judged_calls} with verdicts; {changed} lists changed");
+    assert!(changed > 500, "only {changed} prunes changed a list");
+    assert!(
+        (judged_calls as f64) < 0.7 * full_calls as f64,
+        "verdicts saved too little: {judged_calls} vs {full_calls}"
+    );
+}
