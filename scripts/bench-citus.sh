@@ -11,7 +11,9 @@
 # does (plus a primary-key lookup of that vector on the node queried).
 #
 #   bash scripts/bench.sh --citus                  # synthetic 50k x 768, 8 and 2 shards
-#   bash scripts/bench.sh --citus --rows 1000000   # the 1M set (hours on a loaded 2-core box)
+#   bash scripts/bench.sh --citus --rows 1000000 --dims 384   # the 1M set of bench.sh --large
+# Synthetic rows come from the project's generator (src/datagen.rs, seed 42, written to
+# .npy by benches/e2e --dump-npy), so they are the same rows bench.sh measures.
 #   bash scripts/bench.sh --citus --npy DIR        # DIR/base.npy + DIR/queries.npy (numpy),
 #                                                  # e.g. shared/data/debian_embeddings.py's
 # Flags: --rows N (synthetic rows, or most rows of --npy) --dims D --queries Q (100)
@@ -90,35 +92,28 @@ W="${ROOT}/work"
 
 log "data: ${name}"
 t=$(date +%s)
-if [ -n "${npy}" ]; then
-    python3 - "${npy}" "${W}" "${rows}" "${queries}" <<'EOP'
+if [ -z "${npy}" ]; then
+    # The project's seeded generator (datagen.rs, shaped like sentence embeddings): the
+    # same rows as `bash scripts/bench.sh --rows N --dims D` (seed 42).
+    (cd "${REPO_DIR}" && cargo build --release --quiet --manifest-path benches/e2e/Cargo.toml)
+    npy="${W}/synthetic"
+    "${REPO_DIR}/benches/e2e/target/release/vq-e2e-bench" --dump-npy "${npy}" \
+        --rows "${rows}" --dims "${dims}" --queries "${queries}" --seed 42 >/dev/null
+fi
+python3 - "${npy}" "${W}" "${rows}" "${queries}" <<'EOP'
 import sys, numpy as np
 src, out, rows, nq = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 for fn, tsv, n in (("base.npy", "base.tsv", rows), ("queries.npy", "queries.tsv", nq)):
-    a = np.load(f"{src}/{fn}").astype(np.float32)[:n]
+    a = np.load(f"{src}/{fn}", mmap_mode="r")[:n].astype(np.float32)
     with open(f"{out}/{tsv}", "w") as f:
-        for i, v in enumerate(a, 1):
-            f.write(f"{i}\t[{','.join(repr(float(x)) for x in v)}]\n")
+        # repr of the float64 value of each float32 reads back as the same float32.
+        for i, row in enumerate(a, 1):
+            f.write(f"{i}\t[{','.join(map(repr, row.tolist()))}]\n")
 EOP
-    dims=$(head -1 "${W}/base.tsv" | cut -f2 | tr -cd ',' | wc -c); dims=$((dims + 1))
-    q "${SINGLE}" -c "CREATE TABLE items (id bigint PRIMARY KEY, v qvector(${dims}))" \
-        -c "CREATE TABLE bench_queries (qid int PRIMARY KEY, v qvector(${dims}))" \
-        -c "\\copy items FROM '${W}/base.tsv'" -c "\\copy bench_queries FROM '${W}/queries.tsv'"
-else
-    # Clustered gaussian-like rows (64 centres, uniform noise), seeded.
-    q "${SINGLE}" <<EOS
-SELECT setseed(0.42);
-CREATE TABLE centres AS SELECT c, array_agg((random() * 2 - 1)::real ORDER BY d) AS v
-  FROM generate_series(0, 63) c, generate_series(1, ${dims}) d GROUP BY c;
-CREATE TABLE items (id bigint PRIMARY KEY, v qvector(${dims}));
-INSERT INTO items SELECT i, (SELECT array_agg((c.v[d] + (random() - 0.5) * 0.7)::real ORDER BY d)
-  FROM generate_series(1, ${dims}) d)::qvector(${dims}) FROM generate_series(1, ${rows}) i JOIN centres c ON c.c = i % 64;
-CREATE TABLE bench_queries (qid int PRIMARY KEY, v qvector(${dims}));
-INSERT INTO bench_queries SELECT i, (SELECT array_agg((c.v[d] + (random() - 0.5) * 0.7)::real ORDER BY d)
-  FROM generate_series(1, ${dims}) d)::qvector(${dims}) FROM generate_series(1, ${queries}) i JOIN centres c ON c.c = (i * 7) % 64;
-EOS
-    q "${SINGLE}" -c "\\copy items TO '${W}/base.tsv'" -c "\\copy bench_queries TO '${W}/queries.tsv'"
-fi
+dims=$(head -1 "${W}/base.tsv" | cut -f2 | tr -cd ',' | wc -c); dims=$((dims + 1))
+q "${SINGLE}" -c "CREATE TABLE items (id bigint PRIMARY KEY, v qvector(${dims}))" \
+    -c "CREATE TABLE bench_queries (qid int PRIMARY KEY, v qvector(${dims}))" \
+    -c "\\copy items FROM '${W}/base.tsv'" -c "\\copy bench_queries FROM '${W}/queries.tsv'"
 rows=$(wc -l <"${W}/base.tsv") queries=$(wc -l <"${W}/queries.tsv")
 log "exact top-10 of ${queries} queries over ${rows} rows (single node, sequential scans)"
 q "${SINGLE}" -c "CREATE TABLE truth AS SELECT qid, (SELECT array_agg(id) FROM (SELECT id FROM items ORDER BY (v <-> q.v) + 0 LIMIT 10) s) AS ids FROM bench_queries q" \

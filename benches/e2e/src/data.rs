@@ -59,6 +59,26 @@ pub fn synthetic(rows: usize, dims: usize, nq: usize, seed: u64) -> (Vec<f32>, V
     (base, queries)
 }
 
+/// Writes a row-major float32 matrix of `dims` columns as a 2-D .npy file.
+pub fn write_npy(path: &Path, values: &[f32], dims: usize) -> Result<()> {
+    let rows = values.len() / dims;
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dims}), }}");
+    // Magic (6) + version (2) + header length (2) + header + newline: a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + values.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Reads a 2-D matrix from .npy, .fvecs or .bvecs; at most `limit` rows.
 pub fn read_matrix(path: &Path, limit: Option<usize>) -> Result<(Vec<f32>, usize, usize)> {
     let ext = path

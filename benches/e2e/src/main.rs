@@ -134,6 +134,10 @@ pub struct Args {
     /// 0: no alternation
     #[arg(long, default_value_t = 100)]
     block: usize,
+    /// Only write the synthetic set (--rows, --dims, --queries, --seed) to DIR/base.npy and
+    /// DIR/queries.npy (float32), then exit: other tools (`bench.sh --citus`) load the same rows
+    #[arg(long, value_name = "DIR")]
+    dump_npy: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -287,6 +291,12 @@ impl Ctx {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.dump_npy {
+        let (base, queries) = data::synthetic(args.rows, args.dims, args.queries, args.seed);
+        std::fs::create_dir_all(dir)?;
+        data::write_npy(&dir.join("base.npy"), &base, args.dims)?;
+        return data::write_npy(&dir.join("queries.npy"), &queries, args.dims);
+    }
     let started = Instant::now();
     let (metric, op, opsuffix) = metric_of(&args.metric)?;
     let base_cfg: postgres::Config = args.conn.parse().context("--conn")?;
