@@ -10,6 +10,7 @@
 #   bash scripts/bench.sh --quick              # 20k x 128, 200 queries (a few minutes)
 #   bash scripts/bench.sh --large              # 1M x 384, sq8 vs pgvector, maintenance_work_mem
 #                                              # 256MB then 4GB (scripts/lib-mem.sh; ~1 h)
+#   bash scripts/bench.sh --large-free         # only the 4GB (unconstrained) half of --large
 #   bash scripts/bench.sh --dims 1536 --rows 50000
 #   bash scripts/bench.sh --npy DIR            # DIR/base.npy + DIR/queries.npy (e.g. the
 #                                              # output of shared/data/debian_embeddings.py)
@@ -56,6 +57,7 @@ while (($#)); do
     --skip-install) skip_install=1 ;;
     --quick) rows=20000 dims=128 pass+=(--queries 200) small_sb="" ;;
     --large) large=1 rows=1000000 dims=384 small_sb="" pass+=(--queries 200 --cases sq8,pgv --ef-search 10,20,40,80 --repeat 1) ;;
+    --large-free) large=1 large_free_only=1 rows=1000000 dims=384 small_sb="" pass+=(--queries 200 --cases sq8,pgv --ef-search 10,20,40,80 --repeat 1) ;;
     --npy) data_args=(--base "$2/base.npy" --query-file "$2/queries.npy"); [ -n "${name}" ] || name="$(basename "$2")"; shift ;;
     --name) name="$2"; shift ;;
     --small-sb) small_sb="$2"; shift ;;
@@ -115,10 +117,12 @@ fi
 
 conn="host=/tmp port=${BENCH_PORT} user=postgres"
 if ((${large:-0})); then source "${REPO_DIR}/scripts/lib-mem.sh"; large_set_mwm "${LARGE_MWM}"; pass+=(--note "maintenance_work_mem = ${LARGE_MWM} (ALTER SYSTEM) for this run, overriding the 2GB below"); fi
-log "benchmark ${name} (results/${name})"
-"${BIN}" --conn "${conn}" --out "${RESULTS}/${name}" \
-    --note "setup: dedicated cluster, shared_buffers 1GB, maintenance_work_mem 2GB, other settings default; client on the same machine (Unix socket)" \
-    "${pass[@]}"
+if ((!${large_free_only:-0})); then
+    log "benchmark ${name} (results/${name})"
+    "${BIN}" --conn "${conn}" --out "${RESULTS}/${name}" \
+        --note "setup: dedicated cluster, shared_buffers 1GB, maintenance_work_mem 2GB, other settings default; client on the same machine (Unix socket)" \
+        "${pass[@]}"
+fi
 if ((${large:-0})); then large_unconstrained_run; fi
 
 if [ -n "${small_sb}" ]; then
