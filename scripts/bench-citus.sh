@@ -40,7 +40,7 @@ while (($#)); do
     --name) name="$2"; shift ;;
     --npy) npy="$2"; shift ;;
     --skip-install) skip_install=1 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
     esac
     shift

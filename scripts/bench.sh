@@ -66,7 +66,7 @@ while (($#)); do
     --rows) rows="$2"; shift ;;
     --dims) dims="$2"; shift ;;
     --base) data_args+=(--base "$2"); shift ;;
-    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
     *) pass+=("$1") ;;
     esac
     shift
