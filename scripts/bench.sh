@@ -56,8 +56,8 @@ while (($#)); do
     case "$1" in
     --skip-install) skip_install=1 ;;
     --quick) rows=20000 dims=128 pass+=(--queries 200) small_sb="" ;;
+    --large-free) large_free_only=1 ;& # then as --large
     --large) large=1 rows=1000000 dims=384 small_sb="" pass+=(--queries 200 --cases sq8,pgv --ef-search 10,20,40,80 --repeat 1) ;;
-    --large-free) large=1 large_free_only=1 rows=1000000 dims=384 small_sb="" pass+=(--queries 200 --cases sq8,pgv --ef-search 10,20,40,80 --repeat 1) ;;
     --npy) data_args=(--base "$2/base.npy" --query-file "$2/queries.npy"); [ -n "${name}" ] || name="$(basename "$2")"; shift ;;
     --name) name="$2"; shift ;;
     --small-sb) small_sb="$2"; shift ;;

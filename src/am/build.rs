@@ -890,12 +890,19 @@ pub fn write_graph_with(
         .run(&|| progress.done(encoded.load(Ordering::Relaxed)), |stop| {
             encode_rows(quantizer, &rows.data, dims, stop, &encoded)
         });
-    let (metric, data) = (rows.metric, &rows.data);
-    let row = |id: u32| &data[id as usize * dims..(id as usize + 1) * dims];
-    let distance = RowDistance { data, dims, metric };
+    let distance = RowDistance {
+        data: &rows.data,
+        dims,
+        metric: rows.metric,
+    };
     let float16 = |id: usize, out: &mut Vec<half::f16>| {
         out.clear();
-        out.extend(row(id as u32).iter().map(|v| half::f16::from_f32(*v)));
+        out.extend(
+            distance
+                .row(id as u32)
+                .iter()
+                .map(|v| half::f16::from_f32(*v)),
+        );
     };
     let encoded = EncodedRows {
         tids: &rows.tids,

@@ -21,7 +21,7 @@
 use std::hash::Hash;
 
 use super::search::{greedy_descent, search_layer_with, Scored, SearchScratch};
-use super::select::{select_neighbors_heuristic, select_neighbors_judged, Judged};
+use super::select::{select_neighbors_judged, Judged};
 use super::visited::{tie_break_key, DenseVisited, IdHashSet, VisitedSet};
 use super::{Candidate, GraphWrite, HnswParams, SearchGraph};
 
@@ -98,11 +98,7 @@ pub fn insert_node_with<G: GraphWrite, V: VisitedSet<G::Id>>(
         let selected = selection.chosen;
         selected_ids.clear();
         selected_ids.extend(selected.iter().map(|candidate| candidate.id));
-        if selection.reusable {
-            g.set_judged_neighbors(id, layer, &selected_ids, &selection.verdicts);
-        } else {
-            g.set_neighbors(id, layer, &selected_ids);
-        }
+        g.set_judged_neighbors(id, layer, &selected_ids, &selection.verdicts);
         back_links.push((layer, max_neighbors, selected));
         if !found.is_empty() {
             entries = found;
@@ -173,26 +169,10 @@ pub fn prune_neighbor_list<Id: Copy + Hash>(
     existing: &[Id],
     new: Candidate<Id>,
     max_neighbors: usize,
-    mut pair_distance: impl FnMut(Id, Id) -> f32,
+    pair_distance: impl FnMut(Id, Id) -> f32,
 ) -> Vec<Id> {
-    let mut candidates: Vec<Candidate<Id>> = existing
-        .iter()
-        .map(|&neighbor| Candidate {
-            id: neighbor,
-            distance: pair_distance(base, neighbor),
-        })
-        .collect();
-    candidates.push(new);
-    sort_for_selection(base, &mut candidates);
-    select_neighbors_heuristic(
-        &candidates,
-        max_neighbors,
-        &mut pair_distance,
-        prune_fill(max_neighbors),
-    )
-    .into_iter()
-    .map(|candidate| candidate.id)
-    .collect()
+    let unjudged = vec![Judged::Unknown; existing.len()];
+    prune_judged_list(base, existing, &unjudged, new, max_neighbors, pair_distance).0
 }
 
 /// [`prune_neighbor_list`] for lists that keep each entry's verdict from the run that chose it (`prior`, parallel to `existing`): re-judges only what can have changed and returns the new list with its verdicts (all `Unknown` when they cannot be reused).
@@ -249,12 +229,7 @@ pub fn prune_judged_list<Id: Copy + Hash>(
         .iter()
         .map(|candidate| candidate.id)
         .collect();
-    let verdicts = if selection.reusable {
-        selection.verdicts
-    } else {
-        vec![Judged::Unknown; selection.chosen.len()]
-    };
-    (ids, verdicts)
+    (ids, selection.verdicts)
 }
 
 /// Default back-link: reads `id`'s list on `layer`, appends `new_neighbor` or prunes with Algorithm 4, and writes it back if it changed.

@@ -83,11 +83,10 @@ pub enum Judged {
 pub struct Selection<Id> {
     /// The chosen neighbours: the kept ones in order, then the fill.
     pub chosen: Vec<Candidate<Id>>,
-    /// `Kept` or `Pruned` for each chosen neighbour.
+    /// `Kept` or `Pruned` for each chosen neighbour; `Unknown` throughout when exact
+    /// duplicates or twins took part (their limits depend on the whole list, so the next
+    /// run starts afresh).
     pub verdicts: Vec<Judged>,
-    /// Whether the verdicts may seed a later run (false when exact duplicates or twins
-    /// took part: their limits depend on the whole list, so the next run starts afresh).
-    pub reusable: bool,
 }
 
 /// Algorithm 4: keep a candidate only if it is closer to the base than to every kept neighbour (with the duplicate rules above), at most `m`; then, as the paper's keepPrunedConnections, fill up to `fill_to` (at most `m`) with the pruned ones, nearest first.
@@ -174,16 +173,21 @@ pub fn select_neighbors_judged<Id: Copy>(
             }
         }
     }
-    let mut verdicts = vec![Judged::Kept; kept.len()];
+    let diverse = kept.len();
     if keep_pruned {
         let room = fill_to.min(m).saturating_sub(kept.len());
         let fill = pruned.len().min(room);
         kept.extend_from_slice(&pruned[..fill]);
-        verdicts.resize(kept.len(), Judged::Pruned);
     }
+    let verdicts = if reusable {
+        let mut verdicts = vec![Judged::Kept; diverse];
+        verdicts.resize(kept.len(), Judged::Pruned);
+        verdicts
+    } else {
+        vec![Judged::Unknown; kept.len()]
+    };
     Some(Selection {
         chosen: kept,
         verdicts,
-        reusable,
     })
 }

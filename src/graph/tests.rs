@@ -1051,11 +1051,7 @@ fn judged_prune_matches_full_prune() {
         );
         let mut full: Vec<usize> = selection.chosen.iter().map(|c| c.id).collect();
         let mut judged = full.clone();
-        let mut verdicts = if selection.reusable {
-            selection.verdicts
-        } else {
-            vec![Judged::Unknown; judged.len()]
-        };
+        let mut verdicts = selection.verdicts;
         for _ in 0..60 {
             let new = rng.gen_range(0..points.len());
             if new == base || full.contains(&new) {
