@@ -30,6 +30,10 @@ pub trait ItemSource {
 
     /// Reports a corrupt element of node `id` (an ERROR in Postgres, a panic elsewhere).
     fn corrupt(&self, id: u32, err: &LayoutError) -> !;
+
+    /// Hints that the items of `ids` are read next, their bytes `within` above all (a
+    /// cache prefetch: no effect on what is read).
+    fn prefetch(&mut self, _ids: &[u32], _within: std::ops::Range<usize>) {}
 }
 
 impl<T: ItemSource + ?Sized> ItemSource for &mut T {
@@ -41,6 +45,11 @@ impl<T: ItemSource + ?Sized> ItemSource for &mut T {
     /// Forwards to the borrowed source.
     fn corrupt(&self, id: u32, err: &LayoutError) -> ! {
         (**self).corrupt(id, err)
+    }
+
+    /// Forwards to the borrowed source.
+    fn prefetch(&mut self, ids: &[u32], within: std::ops::Range<usize>) {
+        (**self).prefetch(ids, within)
     }
 }
 
@@ -124,6 +133,10 @@ pub fn read_distances<S: ItemSource + ?Sized>(
 ) {
     out.clear();
     out.resize(ids.len(), f32::INFINITY);
+    if ids.len() > 1 {
+        let code = shape.code_offset(0);
+        source.prefetch(ids, code..code + shape.code_len);
+    }
     let mut failure = None;
     for_each_item(
         source,

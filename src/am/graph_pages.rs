@@ -7,7 +7,7 @@
 //! write that drops a layer-0 link first waits for the beams in flight
 //! (`locks::wait_for_scans`), after the dropped node was linked from a covering one.
 
-use super::buffer::{raise_corrupt, PageRead, PageWrite};
+use super::buffer::{prefetch_items, raise_corrupt, PageRead, PageWrite};
 use super::element_graph::{read_distances, read_neighbors, ItemSource, PageItems};
 use super::pages::LayoutError;
 use super::pages::{node_location, set_neighbors, ElementRef, ElementShape, MetaPage, PageKind};
@@ -33,7 +33,7 @@ pub fn with_element<R>(
     f: impl FnOnce(&ElementRef) -> R,
 ) -> R {
     let (block, offset) = node_location(id);
-    let page = PageRead::new(index, block, PageKind::Graph);
+    let page = PageRead::hinted(index, block, PageKind::Graph);
     match ElementRef::parse(page.item(offset), shape) {
         Ok(element) => f(&element),
         Err(e) => raise_corrupt(index, block, &e),
@@ -54,8 +54,17 @@ impl PageItems for PageRead {
 impl ItemSource for BufferItems {
     /// Pins and share-locks graph page `block` while `f` reads it.
     fn with_page(&mut self, block: u32, f: &mut dyn FnMut(&dyn PageItems)) {
-        let page = PageRead::new(self.0, block, PageKind::Graph);
+        let page = PageRead::hinted(self.0, block, PageKind::Graph);
         f(&page);
+    }
+
+    /// Prefetches the buffers, line pointers and bytes of the items (`prefetch_items`).
+    fn prefetch(&mut self, ids: &[u32], within: std::ops::Range<usize>) {
+        let mut items = [(0u32, 0u16); 64];
+        for (slot, &id) in items.iter_mut().zip(ids) {
+            *slot = node_location(id);
+        }
+        prefetch_items(self.0, &items[..ids.len().min(64)], within);
     }
 
     /// Raises XX002 for the node's block.

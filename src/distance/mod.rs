@@ -280,6 +280,19 @@ pub fn prefetch<T>(values: &[T]) {
     let _ = values;
 }
 
+/// Asks the CPU to start loading the cache line holding `address` (a hint: it never
+/// faults, reads nothing and changes nothing, whatever the address).
+#[inline]
+pub fn prefetch_address(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults or changes memory, valid address or not.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
 /// Names of the vector features detected at run time and the kernel set in use.
 pub fn cpu_features() -> &'static str {
     static FEATURES: OnceLock<String> = OnceLock::new();
