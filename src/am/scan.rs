@@ -17,7 +17,9 @@
 //! and a row closer than one already returned is dropped, so distances never decrease.
 //!
 //! Heap re-ranking scores the index's own value of a row (its expression, see
-//! `heap_values`). A NULL query orders nothing: rows come back in search order
+//! `heap_values`). Float4 codes (quantizer `none`) are the values themselves: their
+//! estimates are exact, so they are returned without re-ranking (over an sq8vector column
+//! they are still re-ranked, since its operators compute on the column's own codes). A NULL query orders nothing: rows come back in search order
 //! without re-ranking (pgvector returns them too, in unspecified order).
 
 use super::build::normalize;
@@ -153,6 +155,16 @@ impl ScanState {
         if let Some(heap) = self.heap.take() {
             heap.end();
         }
+    }
+
+    /// Whether candidates are re-ranked from exact values: not for a NULL query, an
+    /// index with `rerank = none`, or float4 codes, which are the values themselves
+    /// (except over an sq8vector column, whose operators compute on its own codes).
+    fn reranks(&self, meta: &MetaPage) -> bool {
+        let exact_codes = self.quantizer.as_ref().is_some_and(|q| q.exact_codes());
+        meta.rerank != RerankSource::None
+            && !self.null_query
+            && !(exact_codes && self.query_sq8.is_none())
     }
 
     /// Whether rows are held back and filtered for strict_order.
@@ -441,7 +453,11 @@ fn search_more(scan: pg_sys::IndexScanDesc, state: &mut ScanState) -> bool {
     // The beam is at least as wide as the re-ranked set, so every re-ranked candidate
     // comes from one search; with auto re-ranking a lower ef_search narrows both.
     let ef_search = EF_SEARCH.get().max(1) as usize;
-    let ef = ef_search.max(rerank_candidates_at(meta.quantizer, ef_search));
+    let ef = if state.reranks(meta) {
+        ef_search.max(rerank_candidates_at(meta.quantizer, ef_search))
+    } else {
+        ef_search
+    };
     let mut graph = PageGraph::new(
         index,
         shape_of(meta),
@@ -487,7 +503,7 @@ fn rerank_next_chunk(scan: pg_sys::IndexScanDesc, state: &mut ScanState) {
     // SAFETY: plain read of the scan's relation.
     let index = unsafe { (*scan).indexRelation };
     let rerank = rerank_candidates_at(meta.quantizer, EF_SEARCH.get().max(1) as usize);
-    let exact = rerank > 0 && meta.rerank != RerankSource::None && !state.null_query;
+    let exact = rerank > 0 && state.reranks(&meta);
     let take = if exact {
         rerank
     } else {

@@ -280,6 +280,19 @@ pub fn prefetch<T>(values: &[T]) {
     let _ = values;
 }
 
+/// The float4 values of little-endian code bytes, without copying, when the bytes are
+/// 4-byte aligned on a little-endian machine (None otherwise: decode them instead).
+#[inline]
+pub fn f32_view(bytes: &[u8]) -> Option<&[f32]> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid f32, and align_to only puts correctly
+    // aligned whole elements in the middle slice.
+    let (head, values, tail) = unsafe { bytes.align_to::<f32>() };
+    (head.is_empty() && tail.is_empty()).then_some(values)
+}
+
 /// Asks the CPU to start loading the cache line holding `address` (a hint: it never
 /// faults, reads nothing and changes nothing, whatever the address).
 #[inline]

@@ -178,3 +178,19 @@ fn cosine_of_huge_and_tiny_vectors() {
     assert!(normalize(&mut v));
     assert_eq!(v, [0.6, 0.8]);
 }
+
+#[test]
+fn f32_view_reads_aligned_code_bytes_in_place() {
+    let values = [1.5f32, -2.25, 0.0, f32::MAX, f32::MIN_POSITIVE];
+    let code: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    // Place the code at a 4-byte aligned address inside a larger buffer.
+    let mut buffer = vec![0u8; code.len() + 8];
+    let start = (4 - buffer.as_ptr() as usize % 4) % 4;
+    buffer[start..start + code.len()].copy_from_slice(&code);
+    let aligned = &buffer[start..start + code.len()];
+    assert_eq!(f32_view(aligned), Some(&values[..]));
+    // Misaligned, or not a whole number of floats: decode instead.
+    assert_eq!(f32_view(&buffer[start + 1..start + 1 + 16]), None);
+    assert_eq!(f32_view(&aligned[..6]), None);
+    assert_eq!(f32_view(&[]), Some(&[][..]));
+}

@@ -359,6 +359,12 @@ impl Quantizer {
         })
     }
 
+    /// True when a code is its vector exactly (float4, no quantization): estimates are
+    /// exact distances.
+    pub fn exact_codes(&self) -> bool {
+        matches!(self, Quantizer::Flat(_))
+    }
+
     /// The quantization method.
     pub fn kind(&self) -> QuantizerKind {
         match self {
@@ -679,12 +685,22 @@ impl Estimator<'_> {
                 bias + distance::scalar::lookup_sum_256(table, code)
             }
             EstimatorKind::Masked { w, bias } => bias + distance::masked_sum(w, code),
-            EstimatorKind::Flat { query } => SCRATCH.with_borrow_mut(|(x, _, _)| {
-                x.resize(query.len(), 0.0);
-                self.quantizer.decode_lenient(code, x);
-                distance::metric_distance(self.metric, query, x)
-            }),
+            EstimatorKind::Flat { query } => match distance::f32_view(code) {
+                Some(values) if values.len() == query.len() && self.quantizer.exact_codes() => {
+                    distance::metric_distance(self.metric, query, values)
+                }
+                _ => self.flat_distance(query, code),
+            },
         }
+    }
+
+    /// A flat estimate through a decoded copy (float16 codes, unaligned or short bytes).
+    fn flat_distance(&self, query: &[f32], code: &[u8]) -> f32 {
+        SCRATCH.with_borrow_mut(|(x, _, _)| {
+            x.resize(query.len(), 0.0);
+            self.quantizer.decode_lenient(code, x);
+            distance::metric_distance(self.metric, query, x)
+        })
     }
 
     /// Estimates for `n` contiguous codes (`codes.len() == n * code_len`) into `out`.

@@ -374,3 +374,56 @@ fn issue14_lower_ef_search_narrows_beam_and_rerank() {
         Spi::run("DROP INDEX vq_floor_idx").unwrap();
     }
 }
+
+/// Issue 14: float4 codes (quantizer `none`) are the values, so a scan returns the exact
+/// answer without re-ranking from the heap (the counter stays 0; sq8 still re-ranks), for
+/// L2 and cosine. Scans pin buffers through backend-local hints (`ReadRecentBuffer`): the
+/// answers stay exact when the index gets a new relation file (REINDEX, DROP and CREATE)
+/// and for a temporary table's index (local buffers).
+#[pg_test]
+fn issue14_float4_codes_skip_rerank_and_buffer_hints_follow_files() {
+    let dims = 16;
+    load_table("vq_exact", dims, &embeddings_like(2000, dims, 61));
+    Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+    Spi::run("SET LOCAL qhnsw.ef_search = 1000").unwrap();
+    let queries = scan_queries(dims, 62);
+    let counter = |col: &str| {
+        f64_of(&format!(
+            "SELECT ({col})::text::float8 FROM qhnsw_stat_indexes WHERE indexname = 'vq_exact_idx'"
+        ))
+    };
+    let check = |table: &str, op: &str, what: &str| {
+        for q in &queries {
+            let sql = format!("SELECT id FROM {table} ORDER BY v {op} {q} LIMIT 10");
+            let plan = plan_of(&sql);
+            assert!(plan.contains("Index Scan using"), "{what}: {plan}");
+            assert_eq!(scan_ids(&sql), exact_scan_ids(&sql), "{what}: {sql}");
+        }
+    };
+    for (opclass, op) in [("qvector_l2_ops", "<->"), ("qvector_cosine_ops", "<=>")] {
+        for quantizer in ["none", "sq8"] {
+            Spi::run(&format!(
+                "CREATE INDEX vq_exact_idx ON vq_exact USING qhnsw (v {opclass}) WITH (quantizer = '{quantizer}')"
+            ))
+            .unwrap();
+            Spi::run("SELECT qhnsw_stat_reset('vq_exact_idx')").unwrap();
+            check("vq_exact", op, &format!("{quantizer} {opclass}"));
+            assert!(counter("distance_computations") > 0.0);
+            let reranked = counter("reranked_candidates");
+            if quantizer == "none" {
+                assert_eq!(reranked, 0.0, "float4 codes are not re-ranked");
+            } else {
+                assert!(reranked >= 30.0, "sq8 re-ranks: {reranked}");
+            }
+            Spi::run("REINDEX INDEX vq_exact_idx").unwrap();
+            check("vq_exact", op, &format!("{quantizer} {opclass} after REINDEX"));
+            Spi::run("DROP INDEX vq_exact_idx").unwrap();
+        }
+    }
+    Spi::run("CREATE TEMP TABLE vq_exact_tmp AS SELECT * FROM vq_exact").unwrap();
+    Spi::run("CREATE INDEX ON vq_exact_tmp USING qhnsw (v qvector_l2_ops) WITH (quantizer = 'sq8')").unwrap();
+    check("vq_exact_tmp", "<->", "temporary table (local buffers)");
+    Spi::run("TRUNCATE vq_exact_tmp").unwrap();
+    Spi::run("INSERT INTO vq_exact_tmp SELECT * FROM vq_exact").unwrap();
+    check("vq_exact_tmp", "<->", "temporary table after TRUNCATE");
+}
