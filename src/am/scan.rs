@@ -17,9 +17,9 @@
 //! and a row closer than one already returned is dropped, so distances never decrease.
 //!
 //! Heap re-ranking scores the index's own value of a row (its expression, see
-//! `heap_values`). Float4 codes (quantizer `none`) are the values themselves: their
-//! estimates are exact, so they are returned without re-ranking (over an sq8vector column
-//! they are still re-ranked, since its operators compute on the column's own codes). A NULL query orders nothing: rows come back in search order
+//! `heap_values`). Float4 codes (quantizer `none`) of a qvector column under L2, inner
+//! product or L1 are the values themselves and their estimates are what the re-rank would
+//! compute, so they are returned without re-ranking (`ScanState::estimates_exact`). A NULL query orders nothing: rows come back in search order
 //! without re-ranking (pgvector returns them too, in unspecified order).
 
 use super::build::normalize;
@@ -158,13 +158,23 @@ impl ScanState {
     }
 
     /// Whether candidates are re-ranked from exact values: not for a NULL query, an
-    /// index with `rerank = none`, or float4 codes, which are the values themselves
-    /// (except over an sq8vector column, whose operators compute on its own codes).
+    /// index with `rerank = none`, or when the estimates already are the re-rank's values.
     fn reranks(&self, meta: &MetaPage) -> bool {
-        let exact_codes = self.quantizer.as_ref().is_some_and(|q| q.exact_codes());
-        meta.rerank != RerankSource::None
-            && !self.null_query
-            && !(exact_codes && self.query_sq8.is_none())
+        meta.rerank != RerankSource::None && !self.null_query && !self.estimates_exact(meta)
+    }
+
+    /// True when a candidate's estimate is bit for bit the distance a heap re-rank would
+    /// compute: float4 codes of a qvector column (the same values, the same
+    /// `metric_distance`) under L2, inner product or L1, ranked by that metric itself.
+    /// Not under cosine (codes are normalised, the re-rank uses the row), nor on a unit-norm
+    /// inner-product index (ranked by L2), nor over pgvector's or sq8vector's columns
+    /// (their own distance functions).
+    fn estimates_exact(&self, meta: &MetaPage) -> bool {
+        self.quantizer.as_ref().is_some_and(|q| q.exact_codes())
+            && !self.pgvector
+            && self.query_sq8.is_none()
+            && meta.metric != Metric::Cosine
+            && meta.code_metric() == meta.metric
     }
 
     /// Whether rows are held back and filtered for strict_order.
