@@ -6,10 +6,12 @@
 //! Timing is the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, through `iter_custom`), so
 //! other processes competing for the cores inflate it far less than wall time would.
 //! Reported: criterion "elements" = estimated distances (visits), so 1e9 / throughput is
-//! the per-visit cost in ns (also printed directly, best of 5 runs). Each ef runs twice:
-//! `per_node` reads every node in its own page access (the scan before batching),
-//! `grouped` reads a batch of fresh neighbours one page at a time (the scan now), over
-//! pages in build (id) order and in `locality_order`. Printed once per variant: page
+//! the per-visit cost in ns (also printed directly, best of 5 runs). Each ef runs three
+//! read patterns: `per_node` reads every node in its own page access (the scan before
+//! batching), `grouped` reads a batch of fresh neighbours one page at a time, and
+//! `grouped_prefetch` also prefetches the batch's items first (the scan now; over Postgres
+//! buffers it also prefetches the buffer headers and line pointers), over pages in build
+//! (id) order and in `locality_order`. Printed once per variant: page
 //! accesses per query (each one a buffer pin and share lock in Postgres, which this bench
 //! cannot time) and recall@10 of the beam's code order against exact search, so speed is
 //! never read without quality.
@@ -125,9 +127,18 @@ impl<G: SearchGraph> SearchGraph for PerNode<'_, G> {
     }
 }
 
+/// Read patterns: (name, one page access per node, prefetch a batch's items).
+const PATTERNS: [(&str, bool, bool); 3] = [
+    ("per_node", true, false),
+    ("grouped", false, false),
+    ("grouped_prefetch", false, true),
+];
+
 /// Runs every query as a scan's first beam at `ef` (each node read in its own page access
-/// when `per_node`); returns the beams' page ids and the distances computed.
-fn run(f: &mut Fixture, ef: usize, per_node: bool) -> (Vec<Vec<u32>>, u64) {
+/// when `per_node`, batches prefetched when `prefetch`); returns the beams' page ids and
+/// the distances computed.
+fn run(f: &mut Fixture, ef: usize, per_node: bool, prefetch: bool) -> (Vec<Vec<u32>>, u64) {
+    f.pages.prefetch = prefetch;
     let mut visits = 0;
     let mut beams = Vec::with_capacity(QUERIES);
     for query in f.queries.chunks_exact(DIMS) {
@@ -175,19 +186,18 @@ fn bench_placement(c: &mut Criterion, locality: bool) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(6));
     for ef in [40usize, 100] {
-        // Both read patterns, runs alternating so machine noise hits both alike.
-        let mut best = [Duration::MAX; 2];
+        // Every read pattern, runs alternating so machine noise hits them alike.
+        let mut best = [Duration::MAX; PATTERNS.len()];
         for _ in 0..5 {
-            for (slot, per_node) in [(0, true), (1, false)] {
+            for (slot, &(_, per_node, prefetch)) in PATTERNS.iter().enumerate() {
                 let start = thread_cpu();
-                black_box(run(&mut f, ef, per_node));
+                black_box(run(&mut f, ef, per_node, prefetch));
                 best[slot] = best[slot].min(thread_cpu() - start);
             }
         }
-        for (slot, per_node) in [(0, true), (1, false)] {
-            let variant = if per_node { "per_node" } else { "grouped" };
+        for (slot, &(variant, per_node, prefetch)) in PATTERNS.iter().enumerate() {
             f.pages.accesses = 0;
-            let (beams, visits) = run(&mut f, ef, per_node);
+            let (beams, visits) = run(&mut f, ef, per_node, prefetch);
             let accesses = f.pages.accesses;
             let page_of: std::collections::HashMap<u32, u32> = f
                 .location
@@ -212,7 +222,7 @@ fn bench_placement(c: &mut Criterion, locality: bool) {
                 b.iter_custom(|iters| {
                     let start = thread_cpu();
                     for _ in 0..iters {
-                        black_box(run(&mut f, ef, per_node));
+                        black_box(run(&mut f, ef, per_node, prefetch));
                     }
                     thread_cpu() - start
                 })
