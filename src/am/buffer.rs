@@ -52,140 +52,6 @@ fn check_block(rel: pg_sys::Relation, block: u32) {
     }
 }
 
-/// Backend-local hints of which buffer last held each block of one index file, so a
-/// read can pin it with `ReadRecentBuffer` (which checks the buffer still holds the
-/// block) instead of looking the block up in the shared buffer table. A wrong hint only
-/// costs the lookup it tried to save.
-struct RecentBuffers {
-    /// (database, relation file) the hints are for.
-    file: (u32, u32),
-    /// Buffer per block (0: none known).
-    buffers: Vec<pg_sys::Buffer>,
-    /// Hinted reads so far (every `FULL_READ_EVERY`th one goes through the buffer table).
-    reads: u32,
-}
-
-/// Most blocks hinted (4 MB of hints, an 8 GB index); later blocks are read plainly.
-const MAX_HINTED_BLOCKS: usize = 1 << 20;
-
-/// One hinted read in this many takes the ordinary path: a pin through `ReadRecentBuffer`
-/// does not raise the buffer's usage count, which keeps hot pages cached under eviction.
-const FULL_READ_EVERY: u32 = 32;
-
-thread_local! {
-    static RECENT: std::cell::RefCell<RecentBuffers> = const {
-        std::cell::RefCell::new(RecentBuffers { file: (0, 0), buffers: Vec::new(), reads: 0 })
-    };
-}
-
-/// The hinted buffer of `block` of `rel` (None: no hint, or time for an ordinary read).
-fn recent_hint(rel: pg_sys::Relation, block: u32) -> Option<pg_sys::Buffer> {
-    let file = crate::compat::relation_file_id(rel);
-    RECENT.with(|r| {
-        let mut r = r.borrow_mut();
-        if r.file != file {
-            return None;
-        }
-        let buffer = *r.buffers.get(block as usize)?;
-        r.reads = r.reads.wrapping_add(1);
-        (buffer != 0 && r.reads % FULL_READ_EVERY != 0).then_some(buffer)
-    })
-}
-
-/// Remembers that `buffer` holds `block` of `rel`.
-fn remember_buffer(rel: pg_sys::Relation, block: u32, buffer: pg_sys::Buffer) {
-    let file = crate::compat::relation_file_id(rel);
-    RECENT.with(|r| {
-        let mut r = r.borrow_mut();
-        if r.file != file {
-            r.file = file;
-            r.buffers.clear();
-        }
-        let at = block as usize;
-        if at < MAX_HINTED_BLOCKS {
-            if at >= r.buffers.len() {
-                r.buffers.resize(at + 1, 0);
-            }
-            r.buffers[at] = buffer;
-        }
-    })
-}
-
-/// Pins `block` through its hinted buffer, else through the buffer table (remembering
-/// where it was found).
-fn read_buffer_hinted(rel: pg_sys::Relation, block: u32) -> pg_sys::Buffer {
-    if let Some(buffer) = recent_hint(rel, block) {
-        if crate::compat::read_recent_buffer(rel, block, buffer) {
-            return buffer;
-        }
-    }
-    let buffer = read_buffer(rel, block);
-    remember_buffer(rel, block, buffer);
-    buffer
-}
-
-/// Asks the CPU to start loading what reading items `(block, offset)` of `rel` will
-/// touch, for blocks whose buffer is hinted: the buffer header, the page header and line
-/// pointer and the special space; then, from each line pointer as it is now (read
-/// without a lock: only an address hint), the item's first line and its bytes
-/// `within`. Nothing is pinned or locked and no result depends on it.
-pub fn prefetch_items(rel: pg_sys::Relation, items: &[(u32, u16)], within: std::ops::Range<usize>) {
-    const BLOCK: usize = pg_sys::BLCKSZ as usize;
-    let file = crate::compat::relation_file_id(rel);
-    let mut pages = [std::ptr::null::<u8>(); 64];
-    RECENT.with(|r| {
-        let r = r.borrow();
-        if r.file != file {
-            return;
-        }
-        for (slot, &(block, offset)) in pages.iter_mut().zip(items) {
-            let buffer = r.buffers.get(block as usize).copied().unwrap_or(0);
-            if buffer <= 0 {
-                continue; // no hint, or a local buffer (temporary index)
-            }
-            // SAFETY: address arithmetic only: a shared buffer number this backend was
-            // given lies in 1..=NBuffers, so both addresses are inside the arrays.
-            let (desc, page) = unsafe {
-                (
-                    pg_sys::BufferDescriptors.add(buffer as usize - 1) as *const u8,
-                    (pg_sys::BufferBlocks as *const u8).add((buffer as usize - 1) * BLOCK),
-                )
-            };
-            crate::distance::prefetch_address(desc);
-            // The line pointer array starts after the 24-byte header.
-            // SAFETY: address arithmetic inside the page (offset <= 255 items).
-            crate::distance::prefetch_address(unsafe { page.add(20 + 4 * offset as usize) });
-            // SAFETY: the special space is the page's last bytes.
-            crate::distance::prefetch_address(unsafe { page.add(BLOCK - SPECIAL_BYTES) });
-            *slot = page;
-        }
-    });
-    for (&page, &(_, offset)) in pages.iter().zip(items) {
-        if page.is_null() || offset == 0 {
-            continue;
-        }
-        // SAFETY: a 4-byte read inside the page; the page may be changing (no lock is
-        // held), so the value is used only to form prefetch addresses, checked to stay
-        // inside the page.
-        let word =
-            unsafe { std::ptr::read_volatile(page.add(20 + 4 * offset as usize) as *const u32) };
-        let (off, len) = ((word & 0x7fff) as usize, (word >> 17) as usize);
-        if off == 0 || off + len > BLOCK {
-            continue;
-        }
-        let end = within.end.min(len);
-        // SAFETY: address arithmetic inside the page (off + len <= BLCKSZ).
-        let item = unsafe { page.add(off) };
-        crate::distance::prefetch_address(item);
-        let mut at = within.start;
-        while at < end {
-            // SAFETY: at < len, inside the item.
-            crate::distance::prefetch_address(unsafe { item.add(at) });
-            at += 64;
-        }
-    }
-}
-
 /// Reads the pinned buffer of a block in the main fork (P_NEW extends the relation).
 fn read_buffer(rel: pg_sys::Relation, block: u32) -> pg_sys::Buffer {
     if block != pg_sys::InvalidBlockNumber {
@@ -277,7 +143,8 @@ impl PageRead {
 
     /// Same as `new`, pinning through the backend's hint of the block's buffer (scans).
     pub fn hinted(rel: pg_sys::Relation, block: u32, kind: PageKind) -> PageRead {
-        Self::locked(rel, read_buffer_hinted(rel, block), block, kind)
+        let buffer = super::buffer_hints::pin(rel, block, || read_buffer(rel, block));
+        Self::locked(rel, buffer, block, kind)
     }
 
     /// Share-locks a pinned buffer and checks its kind.

@@ -7,7 +7,8 @@
 //! write that drops a layer-0 link first waits for the beams in flight
 //! (`locks::wait_for_scans`), after the dropped node was linked from a covering one.
 
-use super::buffer::{prefetch_items, raise_corrupt, PageRead, PageWrite};
+use super::buffer::{raise_corrupt, PageRead, PageWrite};
+use super::buffer_hints::prefetch_items;
 use super::element_graph::{read_distances, read_neighbors, ItemSource, PageItems};
 use super::pages::LayoutError;
 use super::pages::{node_location, set_neighbors, ElementRef, ElementShape, MetaPage, PageKind};

@@ -19,6 +19,7 @@
 
 pub mod bounded;
 pub mod buffer;
+pub mod buffer_hints;
 pub mod build;
 pub mod check;
 pub mod cost;
