@@ -32,9 +32,9 @@ pub fn relation_file_id(rel: pg_sys::Relation) -> (u32, u32) {
 /// Pins `buffer` if it still holds block `block` of `rel`'s main fork (PostgreSQL's
 /// `ReadRecentBuffer`: no buffer-table lookup); false if it holds something else now.
 pub fn read_recent_buffer(rel: pg_sys::Relation, block: u32, buffer: pg_sys::Buffer) -> bool {
-    // SAFETY: callers pass an open relation and a buffer number the buffer manager gave
-    // this backend earlier (so inside the shared or local buffer array); ReadRecentBuffer
-    // checks the buffer's tag under its header lock before pinning.
+    // SAFETY: callers pass an open relation and a shared buffer number the buffer manager
+    // gave this backend earlier (so inside 1..=NBuffers); ReadRecentBuffer checks the
+    // buffer's tag under its header lock before pinning.
     unsafe {
         #[cfg(feature = "pg15")]
         let file = (*rel).rd_node;

@@ -12,6 +12,7 @@
 //!   that keeps hot pages cached under eviction.
 //! - [`prefetch_items`] starts loading what reading a batch of items will touch, for
 //!   hinted blocks, so the misses overlap instead of queueing.
+//! - Only shared buffers are hinted: a temporary index (local buffers) is read plainly.
 //! - Hints are kept per relation file (database, relfilenode) for the last
 //!   `MAX_FILES` files used, 4 bytes per block, at most `MAX_HINTED_BLOCKS` blocks each (an
 //!   8 GB index: 4 MB per backend); a REINDEX or TRUNCATE makes a new file, hence new hints.
@@ -134,7 +135,11 @@ pub fn pin(
         }
     }
     let buffer = read();
-    remember(file, block, buffer);
+    if buffer > 0 {
+        // Shared buffers only: a temporary index's local buffers are read plainly (they
+        // need no buffer-table lookup, and ReadRecentBuffer's local path is not relied on).
+        remember(file, block, buffer);
+    }
     buffer
 }
 
@@ -159,7 +164,7 @@ pub fn prefetch_items(rel: pg_sys::Relation, items: &[(u32, u16)], within: std::
         for (slot, &(block, offset)) in pages.iter_mut().zip(items) {
             let buffer = hints.buffers.get(block as usize).copied().unwrap_or(0);
             if buffer <= 0 || offset == 0 {
-                continue; // no hint, or a local buffer (temporary index)
+                continue; // no hint
             }
             // SAFETY: address arithmetic only: a shared buffer number this backend was
             // given lies in 1..=NBuffers, so both addresses are inside their arrays.

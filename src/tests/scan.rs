@@ -377,9 +377,10 @@ fn issue14_lower_ef_search_narrows_beam_and_rerank() {
 
 /// Issue 14: float4 codes (quantizer `none`) are the values, so under L2 a scan returns
 /// the exact answer without re-ranking from the heap (the counter stays 0; sq8, and
-/// normalised float4 codes under cosine, still re-rank), with exact answers for both. Scans pin buffers through backend-local hints (`ReadRecentBuffer`): the
-/// answers stay exact when the index gets a new relation file (REINDEX, DROP and CREATE)
-/// and for a temporary table's index (local buffers).
+/// normalised float4 codes under cosine, still re-rank), with exact answers for both.
+/// Scans pin buffers through backend-local hints (`ReadRecentBuffer`): the answers stay
+/// exact when the index gets a new relation file (REINDEX, DROP and CREATE) and for a
+/// temporary table's index (local buffers, read without hints).
 #[pg_test]
 fn issue14_float4_codes_skip_rerank_and_buffer_hints_follow_files() {
     let dims = 16;
