@@ -19,6 +19,7 @@
 //!   Nothing here decides what a scan reads: the page is read under its pin and share
 //!   lock exactly as before.
 
+use super::pages::node_location;
 use pgrx::pg_sys;
 
 /// Most blocks hinted per file; later blocks are read plainly.
@@ -143,25 +144,28 @@ pub fn pin(
     buffer
 }
 
-/// Asks the CPU to start loading what reading items `(block, offset)` of `rel` will
-/// touch, for blocks whose buffer is hinted: the buffer descriptor, the line pointer and
-/// the special space; then, from each line pointer as it is now (read without a lock:
-/// only an address hint, checked to stay inside the page), the item's first line and its
-/// bytes `within`. Nothing is pinned or locked and no result depends on it.
-pub fn prefetch_items(rel: pg_sys::Relation, items: &[(u32, u16)], within: std::ops::Range<usize>) {
+/// Asks the CPU to start loading what reading the elements of `nodes` (node ids, the
+/// first 64) of `rel` will touch, for blocks whose buffer is hinted: the buffer
+/// descriptor, the line pointer and the special space; then, from each line pointer as it
+/// is now (read without a lock: only an address hint, checked to stay inside the page),
+/// the item's first line and its bytes `within`. Nothing is pinned or locked and no result
+/// depends on it.
+pub fn prefetch_items(rel: pg_sys::Relation, nodes: &[u32], within: std::ops::Range<usize>) {
     const BLOCK: usize = pg_sys::BLCKSZ as usize;
     /// The line pointer of item `offset` (1-based) follows the 24-byte page header.
     fn line_pointer(page: *const u8, offset: u16) -> *const u8 {
         page.wrapping_add(20 + 4 * offset as usize)
     }
     let file = crate::compat::relation_file_id(rel);
-    let mut pages = [std::ptr::null::<u8>(); 64];
+    // (page, item offset) of each hinted node, for the second pass
+    let mut pages = [(std::ptr::null::<u8>(), 0u16); 64];
     RECENT.with(|r| {
         let mut r = r.borrow_mut();
         let Some(hints) = r.find(file) else {
             return;
         };
-        for (slot, &(block, offset)) in pages.iter_mut().zip(items) {
+        for (slot, &node) in pages.iter_mut().zip(nodes) {
+            let (block, offset) = node_location(node);
             let buffer = hints.buffers.get(block as usize).copied().unwrap_or(0);
             if buffer <= 0 || offset == 0 {
                 continue; // no hint
@@ -179,10 +183,10 @@ pub fn prefetch_items(rel: pg_sys::Relation, items: &[(u32, u16)], within: std::
             crate::distance::prefetch_address(
                 page.wrapping_add(BLOCK - super::buffer::SPECIAL_BYTES),
             );
-            *slot = page;
+            *slot = (page, offset);
         }
     });
-    for (&page, &(_, offset)) in pages.iter().zip(items) {
+    for &(page, offset) in &pages[..nodes.len().min(pages.len())] {
         if page.is_null() {
             continue;
         }

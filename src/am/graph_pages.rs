@@ -61,11 +61,7 @@ impl ItemSource for BufferItems {
 
     /// Prefetches the buffers, line pointers and bytes of the items (`prefetch_items`).
     fn prefetch(&mut self, ids: &[u32], within: std::ops::Range<usize>) {
-        let mut items = [(0u32, 0u16); 64];
-        for (slot, &id) in items.iter_mut().zip(ids) {
-            *slot = node_location(id);
-        }
-        prefetch_items(self.0, &items[..ids.len().min(64)], within);
+        prefetch_items(self.0, ids, within);
     }
 
     /// Raises XX002 for the node's block.

@@ -19,8 +19,9 @@
 //! Heap re-ranking scores the index's own value of a row (its expression, see
 //! `heap_values`). Float4 codes (quantizer `none`) of a qvector column under L2, inner
 //! product or L1 are the values themselves and their estimates are what the re-rank would
-//! compute, so they are returned without re-ranking (`ScanState::estimates_exact`). A NULL query orders nothing: rows come back in search order
-//! without re-ranking (pgvector returns them too, in unspecified order).
+//! compute, so they are returned without re-ranking (`ScanState::estimates_exact`). A
+//! NULL query orders nothing: rows come back in search order without re-ranking
+//! (pgvector returns them too, in unspecified order).
 
 use super::build::normalize;
 use super::graph_pages::{shape_of, with_element, PageGraph};
